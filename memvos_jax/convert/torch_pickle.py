@@ -1,0 +1,455 @@
+"""Read PyTorch ``torch.save`` checkpoints into numpy without importing torch.
+
+Supports the zip format written by torch >= 1.6: an archive with one top
+folder holding ``data.pkl`` (a pickle whose persistent ids name storages),
+``data/<key>`` (raw storage bytes), ``version`` and maybe ``byteorder``.
+``data.pkl`` is read by a restricted unpickler: ``find_class`` only hands out
+an allow-list of stand-ins for the torch globals a checkpoint needs (tensor
+rebuild functions, storage classes, dtypes, ``collections.OrderedDict``, ...)
+and never imports a module, so a malicious checkpoint cannot run code. Every
+tensor comes back as a C-contiguous numpy array of the right dtype and shape
+(storage offset and strides honoured; bfloat16 widened to float32 exactly).
+
+The legacy pre-1.6 format and TorchScript archives are rejected with a
+CheckpointError that names the file. ``load_state_dict`` also accepts ``.npz``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import tarfile
+import zipfile
+from typing import Any, Callable
+
+import numpy as np
+
+from memvos_jax.errors import CheckpointError, InputError
+
+# torch dtype name -> numpy dtype (little-endian as stored). bfloat16 is read
+# as uint16 bit patterns and widened to float32 afterwards.
+_NP_DTYPES: dict[str, str] = {
+    'float32': '<f4',
+    'float64': '<f8',
+    'float16': '<f2',
+    'bfloat16': '<u2',
+    'int64': '<i8',
+    'int32': '<i4',
+    'int16': '<i2',
+    'int8': '|i1',
+    'uint8': '|u1',
+    'bool': '|b1',
+    'complex64': '<c8',
+    'complex128': '<c16',
+    'uint16': '<u2',
+    'uint32': '<u4',
+    'uint64': '<u8',
+}
+
+# Aliases torch also exposes (``torch.float`` is ``torch.float32``, ...).
+_DTYPE_ALIASES: dict[str, str] = {
+    'float': 'float32',
+    'double': 'float64',
+    'half': 'float16',
+    'long': 'int64',
+    'int': 'int32',
+    'short': 'int16',
+    'cfloat': 'complex64',
+    'cdouble': 'complex128',
+}
+
+# Legacy typed storage class name -> torch dtype name of its elements.
+_STORAGE_DTYPES: dict[str, str] = {
+    'FloatStorage': 'float32',
+    'DoubleStorage': 'float64',
+    'HalfStorage': 'float16',
+    'BFloat16Storage': 'bfloat16',
+    'LongStorage': 'int64',
+    'IntStorage': 'int32',
+    'ShortStorage': 'int16',
+    'CharStorage': 'int8',
+    'ByteStorage': 'uint8',
+    'BoolStorage': 'bool',
+    'ComplexFloatStorage': 'complex64',
+    'ComplexDoubleStorage': 'complex128',
+}
+
+# Pickled header of the legacy (non-zip) format: protocol 2, then the magic
+# number 0x1950a86a20f9469cfc6c as a LONG1.
+_LEGACY_MAGIC = b'\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19'
+
+
+class _DType:
+  """Stand-in for a ``torch.dtype`` global such as ``torch.float32``."""
+
+  def __init__(self, name: str):
+    self.name = name
+
+  def __repr__(self) -> str:
+    return f'torch.{self.name}'
+
+
+class _StorageType:
+  """Stand-in for a storage class global (``torch.FloatStorage``, ...)."""
+
+  def __init__(self, name: str, dtype: str):
+    self.name = name
+    self.dtype = dtype  # torch dtype name of the elements
+
+  def __repr__(self) -> str:
+    return f'torch.{self.name}'
+
+
+class _Marker:
+  """Stand-in for a class global that is only passed around, never built."""
+
+  def __init__(self, name: str):
+    self.name = name
+
+  def __repr__(self) -> str:
+    return self.name
+
+
+class _Storage:
+  """A storage in the archive; its bytes are read from the zip on first use."""
+
+  def __init__(self, read: Callable[[], bytes], dtype: str, nbytes: int,
+               key: str):
+    self._read = read
+    self._bytes: bytes | None = None
+    self.dtype = dtype
+    self.nbytes = nbytes
+    self.key = key
+
+  @property
+  def data(self) -> bytes:
+    if self._bytes is None:
+      self._bytes = self._read()
+    return self._bytes
+
+
+def _size(shape: Any = ()) -> tuple:
+  """Stand-in for ``torch.Size``."""
+  return tuple(shape)
+
+
+def _device(spec: Any, index: Any = None) -> str:
+  """Stand-in for ``torch.device``: devices are kept as strings."""
+  return str(spec) if index is None else f'{spec}:{index}'
+
+
+def _encode(text: str, encoding: str = 'latin1') -> bytes:
+  """Stand-in for ``_codecs.encode`` (how protocol 2 pickles ``bytes``)."""
+  if encoding not in ('latin1', 'latin-1'):
+    raise pickle.UnpicklingError(f'_codecs.encode with encoding {encoding!r}')
+  return text.encode('latin1')
+
+
+class _Unpickler(pickle.Unpickler):
+  """Unpickles ``data.pkl`` with an allow-list of globals and zip storages."""
+
+  def __init__(self, file: Any, path: str, read_record: Callable[[str], bytes],
+               big_endian: bool):
+    super().__init__(file, encoding='utf-8')
+    self._path = path
+    self._read_record = read_record
+    self._big_endian = big_endian
+    self._storages: dict[str, _Storage] = {}
+    self._globals = self._allowed_globals()
+
+  def _error(self, problem: str) -> CheckpointError:
+    return CheckpointError(f'{self._path}: {problem}')
+
+  def _allowed_globals(self) -> dict[tuple[str, str], Any]:
+    g: dict[tuple[str, str], Any] = {
+        ('collections', 'OrderedDict'): collections.OrderedDict,
+        ('builtins', 'set'): set,
+        ('builtins', 'frozenset'): frozenset,
+        ('builtins', 'complex'): complex,
+        ('builtins', 'bytearray'): bytearray,
+        ('_codecs', 'encode'): _encode,
+        ('torch', 'Size'): _size,
+        ('torch', 'device'): _device,
+        ('torch', 'Tensor'): _Marker('torch.Tensor'),
+        ('torch.nn.parameter', 'Parameter'):
+            _Marker('torch.nn.parameter.Parameter'),
+        ('torch._utils', '_rebuild_tensor'): self._rebuild_tensor,
+        ('torch._utils', '_rebuild_tensor_v2'): self._rebuild_tensor_v2,
+        ('torch._utils', '_rebuild_tensor_v3'): self._rebuild_tensor_v3,
+        ('torch._utils', '_rebuild_parameter'): self._rebuild_parameter,
+        ('torch._utils', '_rebuild_parameter_with_state'):
+            self._rebuild_parameter_with_state,
+        ('torch._tensor', '_rebuild_from_type_v2'):
+            self._rebuild_from_type_v2,
+    }
+    for name, dtype in _STORAGE_DTYPES.items():
+      g[('torch', name)] = _StorageType(name, dtype)
+    for module in ('torch', 'torch.storage'):
+      g[(module, 'UntypedStorage')] = _StorageType('UntypedStorage', 'uint8')
+    for name in _NP_DTYPES:
+      g[('torch', name)] = _DType(name)
+    for alias, name in _DTYPE_ALIASES.items():
+      g[('torch', alias)] = _DType(name)
+    return g
+
+  def find_class(self, module: str, name: str) -> Any:
+    try:
+      return self._globals[(module, name)]
+    except KeyError:
+      raise self._error(
+          f'the pickle references the global {module}.{name}, which is not '
+          'allowed in a checkpoint (only tensors, storages, dtypes and plain '
+          'containers are); refusing to load it') from None
+
+  def persistent_load(self, pid: Any) -> _Storage:
+    if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != 'storage' or
+        not isinstance(pid[1], _StorageType)):
+      raise self._error(f'unsupported persistent id {pid!r} in data.pkl')
+    _, storage_type, key, _location, numel = pid
+    key = str(key)
+    if key not in self._storages:
+      itemsize = np.dtype(_NP_DTYPES[storage_type.dtype]).itemsize
+      self._storages[key] = _Storage(
+          lambda: self._read_record(f'data/{key}'), storage_type.dtype,
+          int(numel) * itemsize, key)
+    return self._storages[key]
+
+  # Tensor rebuild functions (same signatures as in torch._utils).
+
+  def _tensor(self, storage: Any, offset: Any, size: Any, stride: Any,
+              dtype: str, metadata: Any = None) -> np.ndarray:
+    if not isinstance(storage, _Storage):
+      raise self._error(f'tensor rebuilt from {type(storage).__name__}, '
+                        'not from a storage')
+    if dtype not in _NP_DTYPES:
+      raise self._error(f'tensor dtype torch.{dtype} is not supported')
+    try:
+      shape = tuple(int(s) for s in size)
+      strides = tuple(int(s) for s in stride)
+      offset = int(offset)
+    except (TypeError, ValueError):
+      raise self._error(f'bad tensor geometry size={size!r} stride={stride!r} '
+                        f'offset={offset!r}') from None
+    if (len(shape) != len(strides) or offset < 0 or min(shape, default=0) < 0
+        or min(strides, default=0) < 0):
+      raise self._error(f'bad tensor geometry size={shape} stride={strides} '
+                        f'offset={offset}')
+    np_dtype = np.dtype(_NP_DTYPES[dtype])
+    if self._big_endian:
+      np_dtype = np_dtype.newbyteorder('>')
+    native = np_dtype.newbyteorder('=')
+    if 0 in shape:
+      out = np.zeros(shape, native)
+    else:
+      data = storage.data
+      itemsize = np_dtype.itemsize
+      last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
+      if (last + 1) * itemsize > len(data):
+        raise self._error(
+            f'storage data/{storage.key} holds {len(data)} bytes, too few for '
+            f'a tensor of shape {shape}, stride {strides}, offset {offset}')
+      base = np.frombuffer(data, dtype=np_dtype, count=last + 1 - offset,
+                           offset=offset * itemsize)
+      view = np.lib.stride_tricks.as_strided(
+          base, shape=shape, strides=tuple(s * itemsize for s in strides),
+          writeable=False)
+      out = np.array(view, dtype=native, order='C', copy=True)
+    if dtype == 'bfloat16':
+      out = (out.astype(np.uint32) << 16).view(np.float32)
+    if isinstance(metadata, dict):
+      if metadata.get('conj'):
+        out = np.conj(out)
+      if metadata.get('neg'):
+        out = np.negative(out)
+    return out
+
+  def _rebuild_tensor(self, storage: Any, storage_offset: Any, size: Any,
+                      stride: Any) -> np.ndarray:
+    return self._tensor(storage, storage_offset, size, stride,
+                        getattr(storage, 'dtype', ''))
+
+  def _rebuild_tensor_v2(self, storage: Any, storage_offset: Any, size: Any,
+                         stride: Any, requires_grad: Any = False,
+                         backward_hooks: Any = None,
+                         metadata: Any = None) -> np.ndarray:
+    del requires_grad, backward_hooks
+    return self._tensor(storage, storage_offset, size, stride,
+                        getattr(storage, 'dtype', ''), metadata)
+
+  def _rebuild_tensor_v3(self, storage: Any, storage_offset: Any, size: Any,
+                         stride: Any, requires_grad: Any,
+                         backward_hooks: Any, dtype: Any,
+                         metadata: Any = None) -> np.ndarray:
+    del requires_grad, backward_hooks
+    if not isinstance(dtype, _DType):
+      raise self._error(f'tensor dtype {dtype!r} is not supported')
+    return self._tensor(storage, storage_offset, size, stride, dtype.name,
+                        metadata)
+
+  def _rebuild_parameter(self, data: Any, requires_grad: Any = False,
+                         backward_hooks: Any = None) -> Any:
+    del requires_grad, backward_hooks
+    return data
+
+  def _rebuild_parameter_with_state(self, data: Any, requires_grad: Any,
+                                    backward_hooks: Any, state: Any) -> Any:
+    del requires_grad, backward_hooks, state
+    return data
+
+  def _rebuild_from_type_v2(self, func: Any, new_type: Any, args: Any,
+                            state: Any) -> Any:
+    del new_type, state
+    if not callable(func):
+      raise self._error(f'_rebuild_from_type_v2 with {func!r}')
+    return func(*args)
+
+
+def _check_file(path: str) -> None:
+  if not os.path.exists(path):
+    raise InputError(path, 'checkpoint file not found')
+  if not os.path.isfile(path):
+    raise InputError(path, 'checkpoint path is not a file')
+  if not os.access(path, os.R_OK):
+    raise InputError(path, 'checkpoint file is not readable')
+
+
+def _is_legacy(path: str) -> bool:
+  with open(path, 'rb') as f:
+    head = f.read(len(_LEGACY_MAGIC))
+  if head == _LEGACY_MAGIC:
+    return True
+  try:
+    return tarfile.is_tarfile(path)
+  except OSError:
+    return False
+
+
+def _load_zip(path: str, zf: zipfile.ZipFile) -> Any:
+  names = zf.namelist()
+  pkls = [n for n in names
+          if n == 'data.pkl' or (n.endswith('/data.pkl') and n.count('/') == 1)]
+  if any(n == 'constants.pkl' or (n.endswith('/constants.pkl') and
+                                  n.count('/') == 1) for n in names):
+    raise CheckpointError(
+        f'{path}: this is a TorchScript archive (torch.jit.save), not a '
+        'torch.save checkpoint; save its state_dict with torch.save instead')
+  if not pkls:
+    raise CheckpointError(f'{path}: not a torch.save checkpoint (zip archive '
+                          'without data.pkl)')
+  top = names[0].split('/')[0] + '/' if '/' in names[0] else ''
+  pkl = top + 'data.pkl' if top + 'data.pkl' in pkls else pkls[0]
+  prefix = pkl[:-len('data.pkl')]
+  big_endian = False
+  if prefix + 'byteorder' in names:
+    order = zf.read(prefix + 'byteorder').decode('ascii', 'replace').strip()
+    if order not in ('little', 'big'):
+      raise CheckpointError(f'{path}: unknown byteorder {order!r}')
+    big_endian = order == 'big'
+
+  def read_record(name: str) -> bytes:
+    try:
+      return zf.read(prefix + name)
+    except KeyError:
+      raise CheckpointError(f'{path}: record {prefix + name} is missing from '
+                            'the archive') from None
+
+  with zf.open(pkl) as f:
+    unpickler = _Unpickler(f, path, read_record, big_endian)
+    try:
+      return unpickler.load()
+    except CheckpointError:
+      raise
+    except Exception as e:  # corrupt pickle: any error is the file's fault
+      raise CheckpointError(f'{path}: cannot unpickle {pkl}: '
+                            f'{type(e).__name__}: {e}') from None
+
+
+def load_torch_file(path: str | os.PathLike) -> Any:
+  """Load a torch.save file, with every tensor as a numpy array.
+
+  Arrays are C-contiguous, own their memory and have the tensor's dtype and
+  shape, honouring storage offset and strides (bfloat16 -> float32 exactly).
+  Raises InputError for a missing/unreadable file and CheckpointError (naming
+  the file) for anything that is not a zip-format torch.save checkpoint, or
+  whose pickle references a global outside the allow-list.
+  """
+  path = os.fspath(path)
+  _check_file(path)
+  if not zipfile.is_zipfile(path):
+    if _is_legacy(path):
+      raise CheckpointError(
+          f'{path}: legacy (pre-1.6, non-zip) torch checkpoint format is not '
+          'supported; re-save it with a recent torch (torch.save(torch.load('
+          'f), f)) or convert it to .npz')
+    raise CheckpointError(f'{path}: not a torch checkpoint (expected the zip '
+                          'format written by torch.save)')
+  try:
+    with zipfile.ZipFile(path) as zf:
+      return _load_zip(path, zf)
+  except zipfile.BadZipFile as e:
+    raise CheckpointError(f'{path}: corrupt zip archive: {e}') from None
+  except OSError as e:
+    raise InputError(path, f'cannot read checkpoint: {e}') from None
+
+
+def _is_npz(path: str) -> bool:
+  if not zipfile.is_zipfile(path):
+    if path.endswith('.npz'):
+      raise CheckpointError(f'{path}: not a valid .npz file (not a zip)')
+    return False
+  try:
+    with zipfile.ZipFile(path) as zf:
+      names = zf.namelist()
+  except zipfile.BadZipFile:
+    return False
+  return bool(names) and all(n.endswith('.npy') for n in names)
+
+
+def _load_npz(path: str) -> dict[str, np.ndarray]:
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      return {k: f[k] for k in f.files}
+  except Exception as e:  # corrupt or pickled npz
+    raise CheckpointError(f'{path}: cannot read .npz: '
+                          f'{type(e).__name__}: {e}') from None
+
+
+def _is_state_dict(obj: Any) -> bool:
+  return isinstance(obj, dict) and all(
+      isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items())
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+  """Load a checkpoint as a flat {name: array} dict in file order.
+
+  load_torch_file, then: if the top level is a dict holding a dict under
+  'model' or 'state_dict' whose values are arrays, unwrap it. Also accepts
+  .npz files (np.load -> dict in file order). Any other content raises
+  CheckpointError(f"{path}: not a state_dict ...").
+  """
+  path = os.fspath(path)
+  _check_file(path)
+  if _is_npz(path):
+    return _load_npz(path)
+  obj = load_torch_file(path)
+  if isinstance(obj, dict):
+    for key in ('model', 'state_dict'):
+      inner = obj.get(key)
+      if isinstance(inner, dict) and inner and _is_state_dict(inner):
+        obj = inner
+        break
+  if not _is_state_dict(obj) or not obj:
+    if isinstance(obj, dict) and not obj:
+      what = 'an empty dict'
+    elif isinstance(obj, dict):
+      bad = [k for k, v in obj.items()
+             if not (isinstance(k, str) and isinstance(v, np.ndarray))]
+      what = (f'dict with non-tensor entries {bad[:5]!r}' +
+              (' ...' if len(bad) > 5 else ''))
+    else:
+      what = type(obj).__name__
+    raise CheckpointError(
+        f'{path}: not a state_dict (expected a dict of name -> tensor, or one '
+        f"nested under 'model' or 'state_dict'; found {what})")
+  return dict(obj)

@@ -1,0 +1,1 @@
+"""Video data: clip discovery, annotation/frame reading and mask writing."""

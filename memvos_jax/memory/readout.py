@@ -1,0 +1,107 @@
+"""Memory read: STCN's L2 affinity, (top-k) masked softmax, weighted readout.
+
+The affinity between every memory position and every query position is
+computed once and shared by all objects. Objects that appeared later have
+fewer valid memory slots; when the objects' slot validities differ, the
+masked softmax is taken per object, else once for all.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from memvos_jax.memory.bank import MemoryBank
+
+
+def l2_affinity(mem_keys, query_keys):
+  """STCN affinity (2 k_m.k_q - |k_m|^2) / sqrt(Ck).
+
+  mem_keys [M, Ck], query_keys [Q, Ck] -> [Q, M]. The |k_q|^2 term is constant
+  per query and cancels in the softmax, exactly as in the official code.
+  """
+  ck = mem_keys.shape[-1]
+  a_sq = jnp.sum(mem_keys * mem_keys, axis=-1)                  # [M]
+  ab = jnp.einsum('qc,mc->qm', query_keys, mem_keys,
+                  precision=jax.lax.Precision.HIGHEST)           # [Q, M]
+  return (2.0 * ab - a_sq[None, :]) / math.sqrt(ck)
+
+
+def dot_affinity(mem_keys, query_keys):
+  """STM affinity k_m.k_q / sqrt(Ck): [M, Ck], [Q, Ck] -> [Q, M]."""
+  ck = mem_keys.shape[-1]
+  return jnp.einsum('qc,mc->qm', query_keys, mem_keys,
+                    precision=jax.lax.Precision.HIGHEST) / math.sqrt(ck)
+
+
+def _weights(aff, pos_mask, top_k):
+  """Masked (top-k) softmax along memory. aff [Q, M], pos_mask [M] bool.
+
+  Returns (weights [Q, J], index [Q, J]) with J = top_k, or J = M (dense).
+  """
+  aff = jnp.where(pos_mask[None, :], aff, -jnp.inf)
+  if top_k is None:
+    idx = jnp.broadcast_to(jnp.arange(aff.shape[1]), aff.shape)
+    vals = aff
+  else:
+    vals, idx = jax.lax.top_k(aff, min(top_k, aff.shape[1]))   # [Q, J]
+  finite = jnp.isfinite(vals)
+  # The official top-k softmax exponentiates without shifting; shift only
+  # where exp would overflow, so ordinary inputs round exactly as official.
+  m = jnp.max(jnp.where(finite, vals, -1e30), axis=1, keepdims=True)
+  m = jnp.where(jnp.abs(m) > 60.0, m, 0.0)
+  e = jnp.where(finite, jnp.exp(vals - m), 0.0)
+  w = e / jnp.maximum(jnp.sum(e, axis=1, keepdims=True), 1e-30)
+  return w, idx
+
+
+def _gather_read(w, idx, values, dense):
+  """values [M, Cv] -> [Q, Cv] = sum_j w[q, j] values[idx[q, j]]."""
+  if dense:
+    return jnp.einsum('qm,mc->qc', w, values, precision=jax.lax.Precision.HIGHEST)
+  return jnp.einsum('qj,qjc->qc', w, values[idx],
+                    precision=jax.lax.Precision.HIGHEST)
+
+
+def read(bank: MemoryBank, query_key, top_k: int | None = 20,
+         affinity=l2_affinity):
+  """Read the bank for one query frame.
+
+  Args:
+    bank: the memory (C slots, K objects, N positions each).
+    query_key: [Q, Ck] query keys (Q = h*w).
+    top_k: keep the k largest affinities per query position (STCN), or None
+      for a softmax over all memory positions (STM, training).
+  Returns:
+    readout [K, Q, Cv] and slot_weight [C] (total attention each slot got,
+    summed over query positions and objects: the usage signal for LFU).
+  """
+  c, k, n, cv = bank.values.shape
+  mkeys = bank.keys.reshape(c * n, -1)                          # [M, Ck]
+  values = jnp.moveaxis(bank.values, 1, 0).reshape(k, c * n, cv)  # [K, M, Cv]
+  pos_valid = jnp.repeat(bank.valid, n, axis=0)                 # [M, K]
+  aff = affinity(mkeys, query_key)                              # [Q, M]
+  dense = top_k is None
+
+  union = jnp.any(pos_valid, axis=1)                            # [M]
+  active = jnp.any(bank.valid, axis=0)                          # [K]
+  shared = jnp.all(jnp.where(active[None, :], pos_valid == union[:, None], True))
+
+  def one_mask(_):
+    w, idx = _weights(aff, union, top_k)
+    out = jax.vmap(lambda v: _gather_read(w, idx, v, dense))(values)
+    return out, w, jnp.broadcast_to(idx, (k,) + idx.shape), jnp.broadcast_to(w, (k,) + w.shape)
+
+  def per_object(_):
+    def f(args):
+      mask, v = args
+      w, idx = _weights(aff, mask, top_k)
+      return _gather_read(w, idx, v, dense), w, idx
+    out, w, idx = jax.lax.map(f, (pos_valid.T, values))
+    return out, w[0], idx, w
+
+  readout, _, idx_k, w_k = jax.lax.cond(shared, one_mask, per_object, None)
+  w_k = jnp.where(active[:, None, None], w_k, 0.0)
+  slot_weight = jax.ops.segment_sum(w_k.reshape(-1), (idx_k // n).reshape(-1),
+                                    num_segments=c)
+  return readout, slot_weight

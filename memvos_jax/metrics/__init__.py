@@ -1,0 +1,1 @@
+"""Evaluation metrics (DAVIS J&F): see the evaluation issue."""

@@ -1,0 +1,127 @@
+"""Shared building blocks (torch-compatible semantics, NHWC layout).
+
+Every block mirrors the PyTorch module of the official code so that converted
+weights give the same numbers: explicit symmetric padding, bias where torch has
+one, bilinear resizing with ``align_corners=False`` semantics, and CBAM.
+"""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+
+def conv(features: int, kernel: int, stride: int = 1, padding: int | None = None,
+         bias: bool = True, name: str | None = None, dtype=None) -> nn.Conv:
+  """A torch ``nn.Conv2d`` look-alike: square kernel, symmetric zero padding."""
+  pad = kernel // 2 if padding is None else padding
+  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
+                 padding=((pad, pad), (pad, pad)), use_bias=bias, name=name,
+                 dtype=dtype)
+
+
+def _interp_matrix(n_in: int, n_out: int, scale: float | None) -> np.ndarray:
+  """[n_out, n_in] weights of torch's bilinear (align_corners=False) along one axis.
+
+  ``scale`` is torch's ``scale_factor`` when one was given (torch then uses
+  1/scale_factor as the step), else the step is n_in / n_out.
+  """
+  step = (1.0 / scale) if scale is not None else n_in / n_out
+  dst = np.arange(n_out, dtype=np.float64)
+  src = np.maximum((dst + 0.5) * step - 0.5, 0.0)
+  i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+  i1 = np.minimum(i0 + 1, n_in - 1)
+  lam = (src - i0).astype(np.float32)
+  m = np.zeros((n_out, n_in), np.float32)
+  np.add.at(m, (np.arange(n_out), i0), 1.0 - lam)
+  np.add.at(m, (np.arange(n_out), i1), lam)
+  return m
+
+
+def resize_bilinear(x: jnp.ndarray, out_hw: Sequence[int],
+                    scale: float | None = None) -> jnp.ndarray:
+  """Bilinear resize of ``x`` [..., H, W, C] as torch ``F.interpolate`` (align_corners=False)."""
+  h, w = x.shape[-3], x.shape[-2]
+  oh, ow = int(out_hw[0]), int(out_hw[1])
+  if (h, w) == (oh, ow):
+    return x
+  mh = jnp.asarray(_interp_matrix(h, oh, scale), x.dtype)
+  mw = jnp.asarray(_interp_matrix(w, ow, scale), x.dtype)
+  x = jnp.einsum('oh,...hwc->...owc', mh, x)
+  return jnp.einsum('pw,...hwc->...hpc', mw, x)
+
+
+def upsample(x: jnp.ndarray, factor: int) -> jnp.ndarray:
+  """``F.interpolate(x, scale_factor=factor, mode='bilinear', align_corners=False)``."""
+  h, w = x.shape[-3], x.shape[-2]
+  return resize_bilinear(x, (h * factor, w * factor), scale=float(factor))
+
+
+class ResBlock(nn.Module):
+  """Pre-activation residual block of STM/STCN: relu-conv-relu-conv (+3x3 projection)."""
+  out_dim: int
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x):  # [B, H, W, Cin] -> [B, H, W, out_dim]
+    r = conv(self.out_dim, 3, name='conv1', dtype=self.dtype)(nn.relu(x))
+    r = conv(self.out_dim, 3, name='conv2', dtype=self.dtype)(nn.relu(r))
+    if x.shape[-1] != self.out_dim:
+      x = conv(self.out_dim, 3, name='downsample', dtype=self.dtype)(x)
+    return x + r
+
+
+class ChannelGate(nn.Module):
+  """CBAM channel attention: shared MLP over global avg- and max-pooled features."""
+  reduction: int = 16
+
+  @nn.compact
+  def __call__(self, x):  # [B, H, W, C]
+    c = x.shape[-1]
+    fc1 = nn.Dense(c // self.reduction, name='mlp_1')
+    fc2 = nn.Dense(c, name='mlp_3')
+    mlp = lambda v: fc2(nn.relu(fc1(v)))
+    att = mlp(jnp.mean(x, axis=(1, 2))) + mlp(jnp.max(x, axis=(1, 2)))  # [B, C]
+    return x * nn.sigmoid(att)[:, None, None, :]
+
+
+class SpatialGate(nn.Module):
+  """CBAM spatial attention: 7x7 conv over [channel max, channel mean]."""
+
+  @nn.compact
+  def __call__(self, x):  # [B, H, W, C]
+    pooled = jnp.stack([jnp.max(x, -1), jnp.mean(x, -1)], axis=-1)  # [B, H, W, 2]
+    s = conv(1, 7, name='spatial')(pooled)
+    return x * nn.sigmoid(s)
+
+
+class CBAM(nn.Module):
+  """Convolutional block attention module (channel gate, then spatial gate)."""
+
+  @nn.compact
+  def __call__(self, x):
+    return SpatialGate(name='SpatialGate')(ChannelGate(name='ChannelGate')(x))
+
+
+class FeatureFusionBlock(nn.Module):
+  """STCN value fuser: concat with key features, ResBlock, CBAM residual, ResBlock."""
+  out_dim: int
+
+  @nn.compact
+  def __call__(self, x, f16):  # [B, h, w, Cx], [B, h, w, Cf] -> [B, h, w, out_dim]
+    x = jnp.concatenate([x, f16], axis=-1)
+    x = ResBlock(self.out_dim, name='block1')(x)
+    r = CBAM(name='attention')(x)
+    return ResBlock(self.out_dim, name='block2')(x + r)
+
+
+class UpsampleBlock(nn.Module):
+  """Decoder stage: 3x3 skip projection + 2x bilinear upsampled input, then a ResBlock."""
+  up_dim: int
+  out_dim: int
+
+  @nn.compact
+  def __call__(self, skip, up):  # skip [B|1, 2h, 2w, Cs], up [B, h, w, Cu]
+    x = conv(self.up_dim, 3, name='skip_conv')(skip) + upsample(up, 2)
+    return ResBlock(self.out_dim, name='out_conv')(x)

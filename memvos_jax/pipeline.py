@@ -1,0 +1,146 @@
+"""Clip-level driver: load a model, stream a clip folder through the scan, write PNGs.
+
+Importable from notebooks: ``build_model``, ``load_variables`` and
+``ClipSegmenter`` are what ``eval.py`` uses.
+"""
+
+import concurrent.futures
+import dataclasses
+import os
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from memvos_jax import inference
+from memvos_jax.checkpoint import restore_variables
+from memvos_jax.convert import convert_file
+from memvos_jax.convert.stcn import abstract_variables
+from memvos_jax.data import video_folder
+from memvos_jax.errors import InputError
+from memvos_jax.models import STCN
+
+
+def build_model(config) -> STCN:
+  """The network named by ``config.model`` with ``config.network`` settings."""
+  if config.model != 'stcn':
+    raise ValueError(f'config.model: unknown model {config.model!r} (known: stcn)')
+  return STCN(**config.network.to_dict())
+
+
+def load_variables(config, model):
+  """Variables from ``config.checkpoint``: official .pth/.npz, orbax folder, or random."""
+  path = config.checkpoint
+  if not path:
+    warnings.warn('config.checkpoint is empty: using randomly initialised weights')
+    return model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)), jnp.zeros((1, 64, 64)))
+  if os.path.isdir(path):
+    target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract_variables(model))
+    return restore_variables(path, target)
+  return convert_file(path, config.model, model)
+
+
+@dataclasses.dataclass
+class ClipResult:
+  name: str
+  frames: int
+  seconds: float            # wall time after the first chunk (no compilation)
+  steady_frames: int        # frames processed in ``seconds``
+  compile_seconds: float    # wall time of the first chunk (includes compilation)
+  masks_dir: str | None
+
+
+class ClipSegmenter:
+  """Segments DAVIS/YouTube-VOS clip folders with a memory network."""
+
+  def __init__(self, model, variables, mem_every=5, top_k=20, memory_capacity=0,
+               chunk=8, max_objects=0, return_probs=False):
+    self.model, self.variables = model, variables
+    self.mem_every, self.top_k = mem_every, (top_k or None)
+    self.memory_capacity, self.chunk = memory_capacity, chunk
+    self.max_objects, self.return_probs = max_objects, return_probs
+    self._fns = {}
+    self.trace_count = 0
+
+  def _chunk_fn(self, settings):
+    if settings not in self._fns:
+      def count():
+        self.trace_count += 1
+      self._fns[settings] = inference.make_chunk_fn(self.model, settings, on_trace=count)
+    return self._fns[settings]
+
+  def segment(self, clip: video_folder.Clip, out_dir: str | None = None,
+              progress=None, on_frame=None) -> ClipResult:
+    """Run one clip; write ``out_dir/<clip>/<frame>.png`` if out_dir is given.
+
+    ``on_frame(index, ids [H, W] uint8, probs [K+1, H, W] | None)`` sees every frame.
+    """
+    ann = video_folder.read_annotations(clip)
+    labels = [int(l) for l in ann.labels]
+    k = self.max_objects or len(labels)
+    if len(labels) > k:
+      raise InputError(clip.annotation_paths[ann.first_frame],
+                       f'{len(labels)} objects but max_objects is {k}')
+    lut = np.zeros(256, np.uint8)          # object id -> slot (1..K)
+    lut[labels] = np.arange(1, len(labels) + 1)
+    ids = np.zeros(k + 1, np.uint8)        # slot -> object id
+    ids[1:len(labels) + 1] = labels
+    num_frames = len(clip.frame_paths)
+    capacity = self.memory_capacity or inference.memory_writes(
+        num_frames, set(ann.masks), self.mem_every)
+    settings = inference.InferenceSettings(
+        mem_every=self.mem_every, top_k=self.top_k, capacity=max(capacity, 1),
+        chunk=self.chunk, return_probs=self.return_probs)
+    fn = self._chunk_fn(settings)
+    state = inference.init_state(settings, k, ann.size, self.model.key_dim,
+                                 self.model.value_dim)
+    h, w = ann.size
+    target = os.path.join(out_dir, clip.name) if out_dir else None
+    if target:
+      os.makedirs(target, exist_ok=True)
+    writer = concurrent.futures.ThreadPoolExecutor(2)
+    pending = []
+    t_first = t_start = None
+    first_n = 0
+    reader = video_folder.FrameReader(clip, self.chunk, ann.size)
+    for start, frames in reader:
+      n = len(frames)
+      t = self.chunk
+      images = np.zeros((t, h, w, 3), np.uint8)
+      images[:n] = frames
+      annotation = np.zeros((t, h, w), np.uint8)
+      given = np.zeros((t, k), bool)
+      for i in range(n):
+        m = ann.masks.get(start + i)
+        if m is not None:
+          annotation[i] = lut[m]
+          given[i, lut[np.unique(m[m > 0])] - 1] = True
+      index = np.arange(start, start + t, dtype=np.int32)
+      xs = inference.FrameInput(
+          image=images, annotation=annotation, given=given, index=index,
+          is_last=index == num_frames - 1, valid=np.arange(t) < n)
+      tic = time.perf_counter()
+      state, out = fn(self.variables, state, xs)
+      masks = np.asarray(out.mask[:n])
+      probs = np.asarray(out.probs[:n]) if self.return_probs else None
+      if t_first is None:
+        t_first, t_start, first_n = time.perf_counter() - tic, time.perf_counter(), n
+      for i in range(n):
+        frame_ids = ids[masks[i]]
+        if on_frame is not None:
+          on_frame(start + i, frame_ids, None if probs is None else probs[i])
+        if target:
+          stem = os.path.splitext(os.path.basename(clip.frame_paths[start + i]))[0]
+          pending.append(writer.submit(video_folder.write_mask,
+                                       os.path.join(target, stem + '.png'),
+                                       frame_ids, ann.palette))
+      if progress is not None:
+        progress.update(n)
+    for f in pending:
+      f.result()
+    writer.shutdown()
+    steady = time.perf_counter() - t_start if t_start else 0.0
+    return ClipResult(clip.name, num_frames, steady, num_frames - first_n,
+                      t_first or 0.0, target)

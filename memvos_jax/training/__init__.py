@@ -1,0 +1,1 @@
+"""Training system: see the training issue (not implemented yet)."""

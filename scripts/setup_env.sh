@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv with Python >= 3.12 (newest jax needs it) and install requirements-dev.txt.
+# Usage: source scripts/setup_env.sh   (idempotent; sets $PY to the venv's python)
+set -e
+_here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ ! -x "$_here/.venv/bin/python" ]; then
+  _py=""
+  for c in python3.13 python3.12 /root/.pyenv/versions/3.12*/bin/python3 /root/.pyenv/versions/3.13*/bin/python3 python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then
+      _py="$c"; break
+    fi
+  done
+  [ -n "$_py" ] || { echo "error: Python >= 3.12 not found (install python3.12)" >&2; exit 1; }
+  "$_py" -m venv "$_here/.venv"
+fi
+"$_here/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$_here/requirements-dev.txt"
+PY="$_here/.venv/bin/python"
+export PY

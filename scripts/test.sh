@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: set up .venv (Python >= 3.12) and run the test suite.
+# Tests that need ../shared (official-output fixtures) skip with a reason if it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup_env.sh
+exec "$PY" -m pytest -q -rs tests "$@"

@@ -1,0 +1,29 @@
+"""Shared test fixtures. Tests needing ../shared skip with a clear reason."""
+
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / 'shared'
+sys.path.insert(0, str(REPO))
+
+
+def need_shared(*parts):
+  path = SHARED.joinpath(*parts)
+  if not path.exists():
+    pytest.skip(f'needs {path} (the shared fixtures beside the repo)')
+  return path
+
+
+@pytest.fixture(scope='session')
+def stcn_npz(tmp_path_factory):
+  """The stcn_random fixture rebuilt as .npz (no torch needed)."""
+  need_shared('fixtures', 'stcn_random', 'recipe.json')
+  sys.path.insert(0, str(SHARED / 'fixtures'))
+  import make_checkpoint  # noqa: E402
+  import numpy as np
+  out = tmp_path_factory.mktemp('ckpt') / 'stcn_random.npz'
+  np.savez(out, **make_checkpoint.build_state('stcn_random'))
+  return out

@@ -1,0 +1,84 @@
+"""eval.py end to end on tiny folders: outputs, palette, bad input, kept outputs."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from memvos_jax.data.video_folder import davis_palette
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SMALL = ['--config.network.key_backbone=resnet18', '--config.network.key_dim=16',
+         '--config.network.value_dim=32']
+
+
+def _clip(root, name, frames=3, size=(32, 48), ann=True, davis=False):
+  sub = '480p' if davis else ''
+  img_dir = pathlib.Path(root, 'JPEGImages', sub, name)
+  ann_dir = pathlib.Path(root, 'Annotations', sub, name)
+  img_dir.mkdir(parents=True)
+  ann_dir.mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  for i in range(frames):
+    Image.fromarray(rng.integers(0, 255, size + (3,), dtype=np.uint8)).save(img_dir / f'{i:05d}.jpg')
+  if ann:
+    m = np.zeros(size, np.uint8)
+    m[4:12, 4:20] = 3
+    m[16:28, 24:40] = 7
+    im = Image.fromarray(m, mode='P')
+    im.putpalette(davis_palette())
+    im.save(ann_dir / '00000.png')
+  return img_dir, ann_dir
+
+
+def _eval(root, out, *extra):
+  cmd = [sys.executable, str(REPO / 'eval.py'), '--config', str(REPO / 'configs/stcn.py'),
+         f'--config.data.root={root}', f'--workdir={out}', *SMALL, *extra]
+  return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def test_eval_writes_indexed_pngs_and_keeps_good_clips(tmp_path):
+  root = tmp_path / 'data'
+  _clip(root, 'good', davis=True)
+  _, ann_dir = _clip(root, 'noanno', davis=True)
+  os.remove(ann_dir / '00000.png')
+  Image.fromarray(np.zeros((32, 48), np.uint8), mode='P').save(ann_dir / '00001.png')
+  out = tmp_path / 'out'
+  r = _eval(root, out)
+  assert r.returncode == 1, r.stderr
+  assert 'noanno' in r.stderr and 'no annotation for the first frame' in r.stderr
+  pngs = sorted(os.listdir(out / 'good'))
+  assert pngs == ['00000.png', '00001.png', '00002.png']
+  first = Image.open(out / 'good' / '00000.png')
+  assert first.mode == 'P' and first.getpalette()[:30] == davis_palette()[:30]
+  assert set(np.unique(np.array(first))) == {0, 3, 7}       # original object ids
+  assert 'frames/s' in r.stdout
+
+
+def test_eval_bad_inputs_name_the_file(tmp_path):
+  root = tmp_path / 'data'
+  _clip(root, 'a')
+  _, ann_dir = _clip(root, 'b', size=(32, 48))
+  Image.open(ann_dir / '00000.png').resize((40, 32)).save(ann_dir / '00000.png')
+  img_dir, _ = _clip(root, 'c')
+  (img_dir / '00001.jpg').write_bytes(b'not a jpeg')
+  r = _eval(root, tmp_path / 'out')
+  assert r.returncode == 1
+  assert '00000.png: annotation is 40x32 but frames are 48x32' in r.stderr
+  assert '00001.jpg: cannot read image' in r.stderr
+  assert len(os.listdir(tmp_path / 'out' / 'a')) == 3        # the good clip is kept
+
+
+def test_eval_bad_checkpoint_and_config(tmp_path):
+  root = tmp_path / 'data'
+  _clip(root, 'a')
+  bad = tmp_path / 'bad.npz'
+  np.savez(bad, **{'key_proj.key_proj.weight': np.zeros((1,))})
+  r = _eval(root, tmp_path / 'out', f'--config.checkpoint={bad}')
+  assert r.returncode == 1 and 'bad.npz: checkpoint does not match the network' in r.stderr
+  r = _eval(root, tmp_path / 'out', '--config.inference.mem_evry=3')
+  assert r.returncode != 0 and 'mem_evry' in r.stderr
