@@ -108,12 +108,21 @@ def frame_step(model, params, settings: InferenceSettings, state: VideoState,
   hk, wk, ck = k16.shape[1:]
   query_key = k16[0].reshape(hk * wk, ck)                              # [Q, Ck]
 
-  # Read memory and decode every object (empty memory reads as zeros).
-  readout, slot_weight = memory.read(state.bank, query_key, settings.top_k)
-  readout = readout.reshape(k, hk, wk, -1)                            # [K, h, w, Cv]
-  logits = apply(readout, f16_thin[0], f8, f4, method='decode')        # [K, Hp, Wp]
-  probs = aggregate(jax.nn.sigmoid(logits), state.active)              # [K+1, Hp, Wp]
-  bank = state.bank.replace(usage=state.bank.usage + slot_weight)
+  # Read memory and decode every object; skipped while no object is active
+  # (frames before the first annotation, as the official loop never visits them).
+  def predict(bank):
+    readout, slot_weight = memory.read(bank, query_key, settings.top_k)
+    readout = readout.reshape(k, hk, wk, -1)                          # [K, h, w, Cv]
+    logits = apply(readout, f16_thin[0], f8, f4, method='decode')      # [K, Hp, Wp]
+    probs = aggregate(jax.nn.sigmoid(logits), state.active)            # [K+1, Hp, Wp]
+    return probs, bank.replace(usage=bank.usage + slot_weight)
+
+  def nothing(bank):
+    hp, wp = image.shape[:2]
+    empty = jnp.zeros((k, hp, wp), image.dtype)
+    return aggregate(empty, state.active), bank
+
+  probs, bank = jax.lax.cond(jnp.any(state.active), predict, nothing, state.bank)
 
   # An annotation overrides the prediction for the objects it gives.
   has_ann = jnp.any(frame.given)

@@ -13,7 +13,7 @@ def _bank(c=3, k=2, n=4, ck=8, cv=5):
 
 def _write(bank, t, pin=False, obj=(True, True), seed=0):
   rng = np.random.default_rng(seed + t)
-  c, k, n, cv = bank.values.shape
+  k, c, n, cv = bank.values.shape
   key = rng.normal(size=(n, bank.keys.shape[-1])).astype(np.float32)
   val = rng.normal(size=(k, n, cv)).astype(np.float32)
   return memory.write(bank, key, val, jnp.asarray(obj), t, pin=pin)
@@ -38,7 +38,7 @@ def test_empty_slots_never_contribute():
   bank = _write(_bank(c=4), 0)
   q = jax.random.normal(jax.random.key(1), (6, 8))
   r1, _ = memory.read(bank, q, top_k=3)
-  noisy = bank.replace(keys=bank.keys.at[1:].set(100.0), values=bank.values.at[1:].set(1e3))
+  noisy = bank.replace(keys=bank.keys.at[1:].set(100.0), values=bank.values.at[:, 1:].set(1e3))
   r2, _ = memory.read(noisy, q, top_k=3)
   np.testing.assert_allclose(r1, r2, rtol=1e-6)
 
@@ -54,7 +54,7 @@ def test_topk_read_matches_dense_reference():
     top = np.argsort(-row)[:3]
     e = np.exp(row[top])
     ref[i, top] = e / e.sum()
-  vals = np.moveaxis(np.asarray(bank.values), 1, 0).reshape(2, -1, 5)
+  vals = np.asarray(bank.values).reshape(2, -1, 5)
   np.testing.assert_allclose(out, np.einsum('qm,kmc->kqc', ref, vals), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(float(slot_w.sum()), 2 * 6, rtol=1e-5)
 
@@ -67,7 +67,7 @@ def test_objects_with_fewer_slots_read_only_their_own():
   q = jax.random.normal(jax.random.key(3), (6, 8))
   out, _ = memory.read(bank, q, top_k=2)
   only = memory.init(1, 2, 4, 8, 5)
-  only = only.replace(keys=bank.keys[1:], values=bank.values[1:], valid=bank.valid[1:],
+  only = only.replace(keys=bank.keys[1:], values=bank.values[:, 1:], valid=bank.valid[1:],
                       frame=bank.frame[1:], pinned=bank.pinned[1:], usage=bank.usage[1:])
   ref, _ = memory.read(only, q, top_k=2)
   np.testing.assert_allclose(out[1], ref[1], rtol=1e-5, atol=1e-6)

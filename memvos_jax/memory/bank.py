@@ -18,7 +18,7 @@ import jax.numpy as jnp
 @flax.struct.dataclass
 class MemoryBank:
   keys: jax.Array       # [C, N, Ck]   N = h*w positions per frame
-  values: jax.Array     # [C, K, N, Cv]
+  values: jax.Array     # [K, C, N, Cv] (object-major: a read reshapes, never copies)
   valid: jax.Array      # [C, K] bool: slot holds a value for object k
   frame: jax.Array      # [C] int32: frame index written into the slot (-1 free)
   pinned: jax.Array     # [C] bool
@@ -39,7 +39,7 @@ def init(capacity: int, num_objects: int, num_positions: int, key_dim: int,
   c, k, n = capacity, num_objects, num_positions
   return MemoryBank(
       keys=jnp.zeros((c, n, key_dim), dtype),
-      values=jnp.zeros((c, k, n, value_dim), dtype),
+      values=jnp.zeros((k, c, n, value_dim), dtype),
       valid=jnp.zeros((c, k), bool),
       frame=jnp.full((c,), -1, jnp.int32),
       pinned=jnp.zeros((c,), bool),
@@ -66,11 +66,11 @@ def write(bank: MemoryBank, key: jax.Array, values: jax.Array,
   """
   def do_write(b):
     slot = select_slot(b)
-    put = lambda arr, new: jax.lax.dynamic_update_index_in_dim(
-        arr, jnp.asarray(new).astype(arr.dtype), slot, 0)
+    put = lambda arr, new, axis=0: jax.lax.dynamic_update_index_in_dim(
+        arr, jnp.asarray(new).astype(arr.dtype), slot, axis)
     return b.replace(
         keys=put(b.keys, key),
-        values=put(b.values, values),
+        values=put(b.values, values, 1),
         valid=put(b.valid, obj_valid),
         frame=put(b.frame, frame),
         pinned=put(b.pinned, pin),

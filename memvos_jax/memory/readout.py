@@ -76,9 +76,9 @@ def read(bank: MemoryBank, query_key, top_k: int | None = 20,
     readout [K, Q, Cv] and slot_weight [C] (total attention each slot got,
     summed over query positions and objects: the usage signal for LFU).
   """
-  c, k, n, cv = bank.values.shape
+  k, c, n, cv = bank.values.shape
   mkeys = bank.keys.reshape(c * n, -1)                          # [M, Ck]
-  values = jnp.moveaxis(bank.values, 1, 0).reshape(k, c * n, cv)  # [K, M, Cv]
+  values = bank.values.reshape(k, c * n, cv)                    # [K, M, Cv]
   pos_valid = jnp.repeat(bank.valid, n, axis=0)                 # [M, K]
   aff = affinity(mkeys, query_key)                              # [Q, M]
   dense = top_k is None
