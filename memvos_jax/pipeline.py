@@ -88,8 +88,18 @@ class ClipSegmenter:
     ids = np.zeros(k + 1, np.uint8)        # slot -> object id
     ids[1:len(labels) + 1] = labels
     num_frames = len(clip.frame_paths)
+    # Each object is given once, on the first frame that annotates it (DAVIS:
+    # frame 0 for all; YouTube-VOS: where it appears). Later annotations of
+    # known objects (dense ground truth) are never fed to the network.
+    first_seen: dict[int, int] = {}
+    for f in sorted(ann.masks):
+      for label in np.unique(ann.masks[f]):
+        if label:
+          first_seen.setdefault(int(label), f)
+    given_frames = {f: [l for l, g in first_seen.items() if g == f]
+                    for f in sorted(set(first_seen.values()))}
     capacity = self.memory_capacity or inference.memory_writes(
-        num_frames, set(ann.masks), self.mem_every)
+        num_frames, set(given_frames), self.mem_every)
     settings = inference.InferenceSettings(
         mem_every=self.mem_every, top_k=self.top_k, capacity=max(capacity, 1),
         chunk=self.chunk, return_probs=self.return_probs)
@@ -113,10 +123,10 @@ class ClipSegmenter:
       annotation = np.zeros((t, h, w), np.uint8)
       given = np.zeros((t, k), bool)
       for i in range(n):
-        m = ann.masks.get(start + i)
-        if m is not None:
-          annotation[i] = lut[m]
-          given[i, lut[np.unique(m[m > 0])] - 1] = True
+        new_objects = given_frames.get(start + i)
+        if new_objects:
+          annotation[i] = lut[ann.masks[start + i]]
+          given[i, lut[new_objects] - 1] = True
       index = np.arange(start, start + t, dtype=np.int32)
       xs = inference.FrameInput(
           image=images, annotation=annotation, given=given, index=index,

@@ -82,3 +82,29 @@ def test_eval_bad_checkpoint_and_config(tmp_path):
   assert r.returncode == 1 and 'bad.npz: checkpoint does not match the network' in r.stderr
   r = _eval(root, tmp_path / 'out', '--config.inference.mem_evry=3')
   assert r.returncode != 0 and 'mem_evry' in r.stderr
+
+
+def test_dense_ground_truth_is_not_fed_back(tmp_path):
+  """DAVIS trainval has a mask for every frame: only the first one is input."""
+  import jax
+  import jax.numpy as jnp
+  from memvos_jax import pipeline
+  from memvos_jax.data import video_folder
+  from memvos_jax.models import STCN
+  root = tmp_path / 'data'
+  _, ann_dir = _clip(root, 'dense', frames=4, davis=True)
+  m = np.zeros((32, 48), np.uint8)
+  m[0:6, 0:6] = 3                                   # a wrong "later" ground truth
+  for i in range(1, 4):
+    im = Image.fromarray(m, mode='P')
+    im.putpalette(davis_palette())
+    im.save(ann_dir / f'{i:05d}.png')
+  model = STCN(key_backbone='resnet18', key_dim=16, value_dim=32)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 48, 3)), jnp.zeros((2, 32, 48)))
+  seg = pipeline.ClipSegmenter(model, variables, chunk=2)
+  got = {}
+  seg.segment(video_folder.find_clips(root, ['dense'])[0],
+              on_frame=lambda i, ids, probs: got.__setitem__(i, ids))
+  assert set(np.unique(got[0])) == {0, 3, 7}       # frame 0 is the given annotation
+  for i in range(1, 4):
+    assert not np.array_equal(got[i], m)            # later frames are predictions
