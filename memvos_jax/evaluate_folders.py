@@ -1,13 +1,25 @@
-"""The body of ``eval.py``: every clip of a data root through ClipSegmenter."""
+"""The body of ``eval.py``: every clip of a data root through ClipSegmenter.
 
+A clip whose every frame has a ground-truth annotation (DAVIS) is scored with
+the official semi-supervised J&F protocol and the table is printed; clips
+with sparse annotations (YouTube-VOS) cannot be scored locally: their masks
+are the submission (``workdir/<clip>/<frame>.png``; zip them under
+``Annotations/`` for the evaluation server).
+"""
+
+import os
 import sys
 import time
 
+import numpy as np
 import tqdm
 
+from memvos_jax import metrics
 from memvos_jax import pipeline
 from memvos_jax.data import video_folder
 from memvos_jax.errors import CheckpointError, InputError
+from memvos_jax.evaluate import format_table
+from memvos_jax.metrics import summary
 
 
 def run(config, workdir: str) -> int:
@@ -27,16 +39,27 @@ def run(config, workdir: str) -> int:
   seg = pipeline.ClipSegmenter(model, variables, mem_every=inf.mem_every, top_k=inf.top_k,
                                memory_capacity=inf.memory_capacity, chunk=inf.chunk,
                                max_objects=inf.max_objects)
-  failed, results = [], []
+  failed, results, scored, unscored = [], [], [], []
   t0 = time.perf_counter()
   for clip in clips:
+    dense = len(clip.annotation_paths) == len(clip.frame_paths) >= 3
+    preds = {}
+    keep = (lambda i, ids, probs: preds.__setitem__(i, ids)) if dense else None
     with tqdm.tqdm(total=len(clip.frame_paths), desc=clip.name, unit='frame',
                    file=sys.stderr) as bar:
       try:
-        results.append(seg.segment(clip, workdir, progress=bar))
+        results.append(seg.segment(clip, workdir, progress=bar, on_frame=keep))
       except InputError as e:
         failed.append(clip.name)
         tqdm.tqdm.write(f'error: {e}', file=sys.stderr)
+        continue
+    if dense:
+      try:
+        scored.extend(_score_clip(clip, preds))
+      except ValueError as e:  # e.g. an object absent from the first frame
+        print(f'{clip.name}: not scored ({e})', file=sys.stderr)
+    else:
+      unscored.append(clip.name)
   total = time.perf_counter() - t0
   frames = sum(r.frames for r in results)
   steady_f = sum(r.steady_frames for r in results)
@@ -47,7 +70,37 @@ def run(config, workdir: str) -> int:
         f'{frames / max(total, 1e-9):.3f} frames/s overall, {steady} frames/s after '
         f'the first chunk of each clip (first chunks: {compile_s:.1f}s incl. '
         f'compilation). Masks in {workdir}')
+  if scored:
+    _report(scored, workdir)
+  if unscored:
+    print(f'{len(unscored)} clip(s) have sparse annotations (YouTube-VOS style) and '
+          f'cannot be scored locally; their masks in {workdir}/<clip>/ are the '
+          'submission layout (zip them under Annotations/).')
   if failed:
     print(f'{len(failed)} clip(s) failed: {", ".join(failed)}', file=sys.stderr)
     return 1
   return 0
+
+
+def _score_clip(clip, preds) -> list[dict]:
+  """J&F rows (one per object) of a densely annotated clip."""
+  gt = video_folder.read_annotations(clip)
+  t = len(clip.frame_paths)
+  gt_masks = np.stack([gt.masks[i] for i in range(t)])
+  pred_masks = np.stack([preds[i] for i in range(t)])
+  per_object = metrics.score_sequence(gt_masks, pred_masks)
+  return [{'Sequence': f'{clip.name}_{k}', **{c: r[c] for c in summary.GLOBAL_COLUMNS[1:]}}
+          for k, r in per_object.items()]
+
+
+def _report(rows: list[dict], workdir: str) -> None:
+  """Print and save the official-format tables for the scored clips."""
+  g = summary.global_row(rows)
+  print('--------------------------- Global results ---------------------------')
+  print(format_table([g], summary.GLOBAL_COLUMNS))
+  print('---------- Per sequence results ----------')
+  print(format_table(rows, summary.SEQUENCE_COLUMNS))
+  with open(os.path.join(workdir, 'global_results.csv'), 'w') as f:
+    f.write(summary.csv_text([g], summary.GLOBAL_COLUMNS))
+  with open(os.path.join(workdir, 'per-sequence_results.csv'), 'w') as f:
+    f.write(summary.csv_text(rows, summary.SEQUENCE_COLUMNS))

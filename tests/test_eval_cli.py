@@ -108,3 +108,21 @@ def test_dense_ground_truth_is_not_fed_back(tmp_path):
   assert set(np.unique(got[0])) == {0, 3, 7}       # frame 0 is the given annotation
   for i in range(1, 4):
     assert not np.array_equal(got[i], m)            # later frames are predictions
+
+
+def test_eval_scores_densely_annotated_clips(tmp_path):
+  """DAVIS-style clips (ground truth on every frame) get the J&F table."""
+  root = tmp_path / 'data'
+  _, ann_dir = _clip(root, 'dense', frames=4, davis=True)
+  first = Image.open(ann_dir / '00000.png')
+  for i in range(1, 4):
+    first.save(ann_dir / f'{i:05d}.png')
+  _clip(root, 'sparse', frames=3, davis=True)
+  out = tmp_path / 'out'
+  r = _eval(root, out)
+  assert r.returncode == 0, r.stderr
+  assert 'J&F-Mean' in r.stdout and 'dense_1' in r.stdout and 'dense_2' in r.stdout
+  assert 'sparse' not in (out / 'per-sequence_results.csv').read_text()
+  assert 'cannot be scored locally' in r.stdout
+  header = (out / 'global_results.csv').read_text().splitlines()[0]
+  assert header == 'J&F-Mean,J-Mean,J-Recall,J-Decay,F-Mean,F-Recall,F-Decay'
