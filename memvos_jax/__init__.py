@@ -7,3 +7,9 @@ frames), ``convert/`` (official checkpoints), ``data/`` (clip folders),
 """
 
 __version__ = '0.1.0'
+
+
+def load(*args, **kwargs):
+  """``memvos_jax.api.load``: a Segmenter for a model name and checkpoint."""
+  from memvos_jax import api
+  return api.load(*args, **kwargs)

@@ -73,29 +73,68 @@ class ClipSegmenter:
 
   def segment(self, clip: video_folder.Clip, out_dir: str | None = None,
               progress=None, on_frame=None) -> ClipResult:
-    """Run one clip; write ``out_dir/<clip>/<frame>.png`` if out_dir is given.
+    """Run one clip folder; write ``out_dir/<clip>/<frame>.png`` if out_dir is given.
 
     ``on_frame(index, ids [H, W] uint8, probs [K+1, H, W] | None)`` sees every frame.
     """
     ann = video_folder.read_annotations(clip)
-    labels = [int(l) for l in ann.labels]
+    target = os.path.join(out_dir, clip.name) if out_dir else None
+    if target:
+      os.makedirs(target, exist_ok=True)
+    writer = concurrent.futures.ThreadPoolExecutor(2)
+    pending = []
+
+    def emit(i, frame_ids, probs):
+      if on_frame is not None:
+        on_frame(i, frame_ids, probs)
+      if target:
+        stem = os.path.splitext(os.path.basename(clip.frame_paths[i]))[0]
+        pending.append(writer.submit(video_folder.write_mask,
+                                     os.path.join(target, stem + '.png'),
+                                     frame_ids, ann.palette))
+
+    try:
+      stats = self.run(video_folder.FrameReader(clip, self.chunk, ann.size), ann.masks,
+                       len(clip.frame_paths), ann.size, emit, progress,
+                       where=clip.annotation_paths[ann.first_frame])
+      for f in pending:
+        f.result()
+    finally:
+      writer.shutdown()
+    return ClipResult(clip.name, len(clip.frame_paths), *stats, target)
+
+  def segment_arrays(self, frames, masks: dict[int, np.ndarray]) -> np.ndarray:
+    """frames [T, H, W, 3] uint8, masks {frame: [H, W] ids} -> [T, H, W] uint8 ids."""
+    frames = np.asarray(frames)
+    out = np.zeros(frames.shape[:3], np.uint8)
+    chunks = ((s, frames[s:s + self.chunk]) for s in range(0, len(frames), self.chunk))
+    self.run(chunks, masks, len(frames), frames.shape[1:3],
+             lambda i, ids, probs: out.__setitem__(i, ids))
+    return out
+
+  def run(self, chunks, masks: dict[int, np.ndarray], num_frames: int, size,
+          on_frame, progress=None, where='annotations'):
+    """The scan over ``chunks`` = iterable of (start, frames [n<=chunk, H, W, 3]).
+
+    ``masks`` maps frame index -> [H, W] object ids. Each object is given once,
+    on the first frame that annotates it (DAVIS: frame 0 for all; YouTube-VOS:
+    where it appears); later annotations of known objects (dense ground
+    truth) are never fed to the network. Returns (steady seconds, steady
+    frames, first-chunk seconds); the first chunk includes compilation.
+    """
+    first_seen: dict[int, int] = {}
+    for f in sorted(masks):
+      for label in np.unique(masks[f]):
+        if label:
+          first_seen.setdefault(int(label), f)
+    labels = sorted(first_seen)
     k = self.max_objects or len(labels)
     if len(labels) > k:
-      raise InputError(clip.annotation_paths[ann.first_frame],
-                       f'{len(labels)} objects but max_objects is {k}')
+      raise InputError(where, f'{len(labels)} objects but max_objects is {k}')
     lut = np.zeros(256, np.uint8)          # object id -> slot (1..K)
     lut[labels] = np.arange(1, len(labels) + 1)
     ids = np.zeros(k + 1, np.uint8)        # slot -> object id
     ids[1:len(labels) + 1] = labels
-    num_frames = len(clip.frame_paths)
-    # Each object is given once, on the first frame that annotates it (DAVIS:
-    # frame 0 for all; YouTube-VOS: where it appears). Later annotations of
-    # known objects (dense ground truth) are never fed to the network.
-    first_seen: dict[int, int] = {}
-    for f in sorted(ann.masks):
-      for label in np.unique(ann.masks[f]):
-        if label:
-          first_seen.setdefault(int(label), f)
     given_frames = {f: [l for l, g in first_seen.items() if g == f]
                     for f in sorted(set(first_seen.values()))}
     capacity = self.memory_capacity or inference.memory_writes(
@@ -104,20 +143,13 @@ class ClipSegmenter:
         mem_every=self.mem_every, top_k=self.top_k, capacity=max(capacity, 1),
         chunk=self.chunk, return_probs=self.return_probs)
     fn = self._chunk_fn(settings)
-    state = inference.init_state(settings, k, ann.size, self.model.key_dim,
-                                 self.model.value_dim)
-    h, w = ann.size
-    target = os.path.join(out_dir, clip.name) if out_dir else None
-    if target:
-      os.makedirs(target, exist_ok=True)
-    writer = concurrent.futures.ThreadPoolExecutor(2)
-    pending = []
+    state = inference.init_state(settings, k, size, self.model.key_dim, self.model.value_dim)
+    h, w = size
+    t = self.chunk
     t_first = t_start = None
     first_n = 0
-    reader = video_folder.FrameReader(clip, self.chunk, ann.size)
-    for start, frames in reader:
+    for start, frames in chunks:
       n = len(frames)
-      t = self.chunk
       images = np.zeros((t, h, w, 3), np.uint8)
       images[:n] = frames
       annotation = np.zeros((t, h, w), np.uint8)
@@ -125,7 +157,7 @@ class ClipSegmenter:
       for i in range(n):
         new_objects = given_frames.get(start + i)
         if new_objects:
-          annotation[i] = lut[ann.masks[start + i]]
+          annotation[i] = lut[masks[start + i]]
           given[i, lut[new_objects] - 1] = True
       index = np.arange(start, start + t, dtype=np.int32)
       xs = inference.FrameInput(
@@ -133,24 +165,13 @@ class ClipSegmenter:
           is_last=index == num_frames - 1, valid=np.arange(t) < n)
       tic = time.perf_counter()
       state, out = fn(self.variables, state, xs)
-      masks = np.asarray(out.mask[:n])
+      out_masks = np.asarray(out.mask[:n])
       probs = np.asarray(out.probs[:n]) if self.return_probs else None
       if t_first is None:
         t_first, t_start, first_n = time.perf_counter() - tic, time.perf_counter(), n
       for i in range(n):
-        frame_ids = ids[masks[i]]
-        if on_frame is not None:
-          on_frame(start + i, frame_ids, None if probs is None else probs[i])
-        if target:
-          stem = os.path.splitext(os.path.basename(clip.frame_paths[start + i]))[0]
-          pending.append(writer.submit(video_folder.write_mask,
-                                       os.path.join(target, stem + '.png'),
-                                       frame_ids, ann.palette))
+        on_frame(start + i, ids[out_masks[i]], None if probs is None else probs[i])
       if progress is not None:
         progress.update(n)
-    for f in pending:
-      f.result()
-    writer.shutdown()
     steady = time.perf_counter() - t_start if t_start else 0.0
-    return ClipResult(clip.name, num_frames, steady, num_frames - first_n,
-                      t_first or 0.0, target)
+    return steady, num_frames - first_n, t_first or 0.0

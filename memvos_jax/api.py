@@ -1,0 +1,115 @@
+"""Python API: load a model, segment a whole clip, or stream frames one by one.
+
+    import memvos_jax
+    seg = memvos_jax.load('stcn', 'stcn.pth')             # or an orbax folder
+    ids = seg.segment(frames, {0: first_mask})             # [T, H, W] object ids
+    session = seg.session(size=(480, 854))
+    for frame in stream:
+      ids = session.step(frame, mask=None)                 # a mask adds/corrects objects
+
+Both paths run the same compiled per-frame scan body, so a stream gives the
+masks a whole-clip call gives (``chunk=1`` for both by default).
+"""
+
+import os
+
+import numpy as np
+
+from memvos_jax import inference
+from memvos_jax.errors import InputError
+
+
+class Segmenter:
+  """A model with its weights and inference settings."""
+
+  def __init__(self, model, variables, mem_every=5, top_k=20, memory_capacity=0,
+               chunk=1):
+    from memvos_jax.pipeline import ClipSegmenter
+    self.model, self.variables = model, variables
+    self.mem_every, self.top_k = mem_every, top_k
+    self.memory_capacity = memory_capacity
+    self._clip = ClipSegmenter(model, variables, mem_every=mem_every, top_k=top_k,
+                               memory_capacity=memory_capacity, chunk=chunk)
+
+  def segment(self, frames, masks: dict[int, np.ndarray]) -> np.ndarray:
+    """frames [T, H, W, 3] uint8 RGB; masks {frame index: [H, W] ids} -> [T, H, W] ids."""
+    return self._clip.segment_arrays(frames, masks)
+
+  def session(self, size, max_objects: int = 4, memory_capacity: int | None = None):
+    """A streaming session for frames of ``size`` = (H, W)."""
+    return StreamingSession(self, size, max_objects,
+                            memory_capacity or self.memory_capacity or 20)
+
+
+class StreamingSession:
+  """Frame-by-frame segmentation with a bounded memory.
+
+  ``step(frame, mask)``: a mask (ids, 0 = background) on any frame adds the
+  objects it contains, or replaces the prediction of known ones, from that
+  frame on; the frame is memorised and pinned.
+  """
+
+  def __init__(self, segmenter: Segmenter, size, max_objects: int, capacity: int):
+    seg = segmenter
+    self._settings = inference.InferenceSettings(
+        mem_every=seg.mem_every, top_k=seg.top_k or None, capacity=capacity, chunk=1)
+    self._fn = seg._clip._chunk_fn(self._settings)
+    self._variables = seg.variables
+    self._state = inference.init_state(self._settings, max_objects, size,
+                                       seg.model.key_dim, seg.model.value_dim)
+    self.size = tuple(size)
+    self._slots: dict[int, int] = {}             # object id -> slot (1..K)
+    self._ids = np.zeros(max_objects + 1, np.uint8)
+    self._lut = np.zeros(256, np.uint8)
+    self.index = 0
+
+  @property
+  def objects(self) -> list[int]:
+    return sorted(self._slots)
+
+  def step(self, frame, mask=None) -> np.ndarray:
+    """frame [H, W, 3] uint8; optional mask [H, W] ids -> [H, W] uint8 ids."""
+    frame = np.asarray(frame)
+    if frame.shape != self.size + (3,):
+      raise InputError(f'frame {self.index}', f'shape {frame.shape} but the session '
+                       f'is {self.size[0]}x{self.size[1]}x3')
+    k = len(self._ids) - 1
+    annotation = np.zeros((1,) + self.size, np.uint8)
+    given = np.zeros((1, k), bool)
+    if mask is not None:
+      mask = np.asarray(mask)
+      if mask.shape != self.size:
+        raise InputError(f'mask of frame {self.index}',
+                         f'shape {mask.shape} but frames are {self.size}')
+      for label in (int(l) for l in np.unique(mask) if l):
+        if label not in self._slots:
+          if len(self._slots) == k:
+            raise InputError(f'mask of frame {self.index}',
+                             f'object {label} exceeds max_objects={k}')
+          slot = len(self._slots) + 1
+          self._slots[label] = slot
+          self._lut[label], self._ids[slot] = slot, label
+        given[0, self._slots[label] - 1] = True
+      annotation[0] = self._lut[mask]
+    xs = inference.FrameInput(
+        image=frame[None], annotation=annotation, given=given,
+        index=np.array([self.index], np.int32), is_last=np.zeros(1, bool),
+        valid=np.ones(1, bool))
+    self._state, out = self._fn(self._variables, self._state, xs)
+    self.index += 1
+    return self._ids[np.asarray(out.mask[0])]
+
+
+def load(model: str = 'stcn', checkpoint: str = '', **settings) -> Segmenter:
+  """A Segmenter from a model name and an official .pth/.npz or orbax checkpoint."""
+  import importlib.util
+  from memvos_jax import pipeline
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      'configs', f'{model}.py')
+  spec = importlib.util.spec_from_file_location(f'memvos_config_{model}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.checkpoint = checkpoint
+  net = pipeline.build_model(config)
+  return Segmenter(net, pipeline.load_variables(config, net), **settings)
