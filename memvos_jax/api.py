@@ -28,12 +28,12 @@ class Segmenter:
     self.model, self.variables = model, variables
     self.mem_every, self.top_k = mem_every, top_k
     self.memory_capacity = memory_capacity
-    self._clip = ClipSegmenter(model, variables, mem_every=mem_every, top_k=top_k,
+    self.clip = ClipSegmenter(model, variables, mem_every=mem_every, top_k=top_k,
                                memory_capacity=memory_capacity, chunk=chunk)
 
   def segment(self, frames, masks: dict[int, np.ndarray]) -> np.ndarray:
     """frames [T, H, W, 3] uint8 RGB; masks {frame index: [H, W] ids} -> [T, H, W] ids."""
-    return self._clip.segment_arrays(frames, masks)
+    return self.clip.segment_arrays(frames, masks)
 
   def session(self, size, max_objects: int = 4, memory_capacity: int | None = None):
     """A streaming session for frames of ``size`` = (H, W)."""
@@ -53,7 +53,7 @@ class StreamingSession:
     seg = segmenter
     self._settings = inference.InferenceSettings(
         mem_every=seg.mem_every, top_k=seg.top_k or None, capacity=capacity, chunk=1)
-    self._fn = seg._clip._chunk_fn(self._settings)
+    self._fn = seg.clip._chunk_fn(self._settings)
     self._variables = seg.variables
     self._state = inference.init_state(self._settings, max_objects, size,
                                        seg.model.key_dim, seg.model.value_dim)

@@ -29,6 +29,7 @@ import numpy as np
 
 from memvos_jax import memory
 from memvos_jax.models.aggregate import aggregate
+from memvos_jax.models.layers import resize_bilinear
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -43,6 +44,9 @@ class InferenceSettings:
   chunk: int = 8
   return_probs: bool = False
   stride: int = 16
+  # (H, W) to restore outputs to when frames were processed at another size:
+  # probabilities are resized bilinearly (torch align_corners=False), then argmax.
+  out_size: tuple[int, int] | None = None
 
 
 @flax.struct.dataclass
@@ -149,6 +153,8 @@ def frame_step(model, params, settings: InferenceSettings, state: VideoState,
                          last_mem=jnp.where(write, frame.index, state.last_mem))
 
   probs = probs[:, pt:pt + h, pl:pl + w]                               # [K+1, H, W]
+  if settings.out_size is not None and tuple(settings.out_size) != (h, w):
+    probs = jnp.moveaxis(resize_bilinear(jnp.moveaxis(probs, 0, -1), settings.out_size), -1, 0)
   out = FrameOutput(mask=jnp.argmax(probs, axis=0).astype(jnp.uint8),
                     probs=probs if settings.return_probs else None)
   return new_state, out
@@ -169,7 +175,7 @@ def make_chunk_fn(model, settings: InferenceSettings,
       return frame_step(model, params, settings, s, frame)
     def skip(s):
       k = s.active.shape[0]
-      h, w = frame.image.shape[:2]
+      h, w = settings.out_size or frame.image.shape[:2]
       probs = jnp.zeros((k + 1, h, w), s.bank.values.dtype) if settings.return_probs else None
       return s, FrameOutput(mask=jnp.zeros((h, w), jnp.uint8), probs=probs)
     return jax.lax.cond(frame.valid, run, skip, state)

@@ -113,7 +113,7 @@ class ClipSegmenter:
     return out
 
   def run(self, chunks, masks: dict[int, np.ndarray], num_frames: int, size,
-          on_frame, progress=None, where='annotations'):
+          on_frame, progress=None, where='annotations', out_size=None):
     """The scan over ``chunks`` = iterable of (start, frames [n<=chunk, H, W, 3]).
 
     ``masks`` maps frame index -> [H, W] object ids. Each object is given once,
@@ -141,7 +141,8 @@ class ClipSegmenter:
         num_frames, set(given_frames), self.mem_every)
     settings = inference.InferenceSettings(
         mem_every=self.mem_every, top_k=self.top_k, capacity=max(capacity, 1),
-        chunk=self.chunk, return_probs=self.return_probs)
+        chunk=self.chunk, return_probs=self.return_probs,
+        out_size=None if out_size is None else tuple(out_size))
     fn = self._chunk_fn(settings)
     state = inference.init_state(settings, k, size, self.model.key_dim, self.model.value_dim)
     h, w = size
