@@ -53,7 +53,7 @@ class StreamingSession:
     seg = segmenter
     self._settings = inference.InferenceSettings(
         mem_every=seg.mem_every, top_k=seg.top_k or None, capacity=capacity, chunk=1)
-    self._fn = seg.clip._chunk_fn(self._settings)
+    self._fn = seg.clip.chunk_fn(self._settings)
     self._variables = seg.variables
     self._state = inference.init_state(self._settings, max_objects, size,
                                        seg.model.key_dim, seg.model.value_dim)

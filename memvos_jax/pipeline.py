@@ -64,7 +64,8 @@ class ClipSegmenter:
     self._fns = {}
     self.trace_count = 0
 
-  def _chunk_fn(self, settings):
+  def chunk_fn(self, settings):
+    """The jitted chunk function for ``settings`` (compiled once per clip shape)."""
     if settings not in self._fns:
       def count():
         self.trace_count += 1
@@ -143,7 +144,7 @@ class ClipSegmenter:
         mem_every=self.mem_every, top_k=self.top_k, capacity=max(capacity, 1),
         chunk=self.chunk, return_probs=self.return_probs,
         out_size=None if out_size is None else tuple(out_size))
-    fn = self._chunk_fn(settings)
+    fn = self.chunk_fn(settings)
     state = inference.init_state(settings, k, size, self.model.key_dim, self.model.value_dim)
     h, w = size
     t = self.chunk

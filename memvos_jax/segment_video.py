@@ -11,6 +11,7 @@ import argparse
 import collections
 import json
 import os
+import pathlib
 import sys
 import time
 
@@ -59,7 +60,7 @@ def open_video(path, chunk):
                     if p.lower().endswith(('.jpg', '.jpeg', '.png')) and not p.startswith('.'))
     if not frames:
       raise InputError(path, 'no frames (.jpg/.png) in folder')
-    paths = tuple(video_folder.pathlib.Path(path, p) for p in frames)
+    paths = tuple(pathlib.Path(path, p) for p in frames)
     size = video_folder.read_frame(paths[0]).shape[:2]
     clip = video_folder.Clip(os.path.basename(os.path.normpath(path)), paths, {})
     return video_folder.FrameReader(clip, chunk, size), len(paths), 24.0, size
