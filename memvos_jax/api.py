@@ -11,6 +11,7 @@ Both paths run the same compiled per-frame scan body, so a stream gives the
 masks a whole-clip call gives (``chunk=1`` for both by default).
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -22,14 +23,13 @@ from memvos_jax.errors import InputError
 class Segmenter:
   """A model with its weights and inference settings."""
 
-  def __init__(self, model, variables, mem_every=5, top_k=20, memory_capacity=0,
-               chunk=1):
+  def __init__(self, model, variables, memory_capacity=0, chunk=1, **options):
+    """``options``: the model's inference settings (STCN: mem_every=5, top_k=20)."""
     from memvos_jax.pipeline import ClipSegmenter
     self.model, self.variables = model, variables
-    self.mem_every, self.top_k = mem_every, top_k
     self.memory_capacity = memory_capacity
-    self.clip = ClipSegmenter(model, variables, mem_every=mem_every, top_k=top_k,
-                               memory_capacity=memory_capacity, chunk=chunk)
+    self.clip = ClipSegmenter(model, variables, memory_capacity=memory_capacity,
+                              chunk=chunk, **options)
 
   def segment(self, frames, masks: dict[int, np.ndarray]) -> np.ndarray:
     """frames [T, H, W, 3] uint8 RGB; masks {frame index: [H, W] ids} -> [T, H, W] ids."""
@@ -50,13 +50,11 @@ class StreamingSession:
   """
 
   def __init__(self, segmenter: Segmenter, size, max_objects: int, capacity: int):
-    seg = segmenter
-    self._settings = inference.InferenceSettings(
-        mem_every=seg.mem_every, top_k=seg.top_k or None, capacity=capacity, chunk=1)
-    self._fn = seg.clip.chunk_fn(self._settings)
-    self._variables = seg.variables
-    self._state = inference.init_state(self._settings, max_objects, size,
-                                       seg.model.key_dim, seg.model.value_dim)
+    clip = segmenter.clip
+    self._settings = dataclasses.replace(clip.settings(capacity), chunk=1)
+    self._fn = clip.chunk_fn(self._settings)
+    self._variables = segmenter.variables
+    self._state = clip.family.init_state(segmenter.model, self._settings, max_objects, size)
     self.size = tuple(size)
     self._slots: dict[int, int] = {}             # object id -> slot (1..K)
     self._ids = np.zeros(max_objects + 1, np.uint8)
@@ -101,7 +99,11 @@ class StreamingSession:
 
 
 def load(model: str = 'stcn', checkpoint: str = '', **settings) -> Segmenter:
-  """A Segmenter from a model name and an official .pth/.npz or orbax checkpoint."""
+  """A Segmenter from a model name and an official .pth/.npz or orbax checkpoint.
+
+  ``settings`` override ``configs/<model>.py``'s ``inference`` entries
+  (e.g. ``mem_every``, ``top_k``, ``memory_capacity``) and ``chunk`` (default 1).
+  """
   import importlib.util
   from memvos_jax import pipeline
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -112,4 +114,11 @@ def load(model: str = 'stcn', checkpoint: str = '', **settings) -> Segmenter:
   config = module.get_config()
   config.checkpoint = checkpoint
   net = pipeline.build_model(config)
-  return Segmenter(net, pipeline.load_variables(config, net), **settings)
+  options = config.inference.to_dict()
+  options.pop('max_objects', None)
+  options['chunk'] = 1
+  unknown = set(settings) - set(options)
+  if unknown:
+    raise TypeError(f'unknown {model} settings {sorted(unknown)} (known: {sorted(options)})')
+  options.update(settings)
+  return Segmenter(net, pipeline.load_variables(config, net), **options)

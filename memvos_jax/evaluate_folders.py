@@ -36,9 +36,7 @@ def run(config, workdir: str) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 1
   inf = config.inference
-  seg = pipeline.ClipSegmenter(model, variables, mem_every=inf.mem_every, top_k=inf.top_k,
-                               memory_capacity=inf.memory_capacity, chunk=inf.chunk,
-                               max_objects=inf.max_objects)
+  seg = pipeline.ClipSegmenter(model, variables, **inf.to_dict())
   failed, results, scored, unscored = [], [], [], []
   t0 = time.perf_counter()
   for clip in clips:

@@ -160,23 +160,27 @@ def frame_step(model, params, settings: InferenceSettings, state: VideoState,
   return new_state, out
 
 
-def make_chunk_fn(model, settings: InferenceSettings,
-                  on_trace: Callable[[], Any] | None = None):
+def make_chunk_fn(model, settings, on_trace: Callable[[], Any] | None = None,
+                  step: Callable[..., Any] | None = None):
   """A jitted ``(params, state, frames[T]) -> (state, outputs[T])`` over one chunk.
 
-  Padding frames (``valid`` False) leave the state untouched. ``on_trace`` is
-  called each time the scan body is traced (tests use it to count retraces).
+  ``step(model, params, settings, state, frame) -> (state, FrameOutput)`` is
+  the model's per-frame core (default: STCN's ``frame_step``); the settings
+  need ``out_size`` and ``return_probs``. Padding frames (``valid`` False)
+  leave the state untouched. ``on_trace`` is called each time the scan body
+  is traced (tests use it to count retraces).
   """
+  step = step or frame_step
 
   def body(params, state, frame):
     if on_trace is not None:
       on_trace()
     def run(s):
-      return frame_step(model, params, settings, s, frame)
+      return step(model, params, settings, s, frame)
     def skip(s):
-      k = s.active.shape[0]
+      k = frame.given.shape[0]
       h, w = settings.out_size or frame.image.shape[:2]
-      probs = jnp.zeros((k + 1, h, w), s.bank.values.dtype) if settings.return_probs else None
+      probs = jnp.zeros((k + 1, h, w), jnp.float32) if settings.return_probs else None
       return s, FrameOutput(mask=jnp.zeros((h, w), jnp.uint8), probs=probs)
     return jax.lax.cond(frame.valid, run, skip, state)
 

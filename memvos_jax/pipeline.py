@@ -14,32 +14,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memvos_jax import families
 from memvos_jax import inference
 from memvos_jax.checkpoint import restore_variables
 from memvos_jax.convert import convert_file
-from memvos_jax.convert.stcn import abstract_variables
 from memvos_jax.data import video_folder
 from memvos_jax.errors import InputError
-from memvos_jax.models import STCN
 
 
-def build_model(config) -> STCN:
+def build_model(config):
   """The network named by ``config.model`` with ``config.network`` settings."""
-  if config.model != 'stcn':
-    raise ValueError(f'config.model: unknown model {config.model!r} (known: stcn)')
-  return STCN(**config.network.to_dict())
+  try:
+    family = families.get(config.model)
+  except ValueError as e:
+    raise ValueError(f'config.model: {e}') from None
+  return family.build(**config.network.to_dict())
 
 
 def load_variables(config, model):
   """Variables from ``config.checkpoint``: official .pth/.npz, orbax folder, or random."""
+  family = families.of(model)
   path = config.checkpoint
   if not path:
     warnings.warn('config.checkpoint is empty: using randomly initialised weights')
-    return model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)), jnp.zeros((1, 64, 64)))
+    return family.init_variables(model, jax.random.key(0))
   if os.path.isdir(path):
-    target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract_variables(model))
+    target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+                          family.abstract_variables(model))
     return restore_variables(path, target)
-  return convert_file(path, config.model, model)
+  return convert_file(path, family.name, model)
 
 
 @dataclasses.dataclass
@@ -55,21 +58,31 @@ class ClipResult:
 class ClipSegmenter:
   """Segments DAVIS/YouTube-VOS clip folders with a memory network."""
 
-  def __init__(self, model, variables, mem_every=5, top_k=20, memory_capacity=0,
-               chunk=8, max_objects=0, return_probs=False):
+  def __init__(self, model, variables, memory_capacity=0, chunk=8, max_objects=0,
+               return_probs=False, **options):
+    """``options`` are the model's inference settings (STCN: mem_every, top_k)."""
     self.model, self.variables = model, variables
-    self.mem_every, self.top_k = mem_every, (top_k or None)
+    self.family = families.of(model)
+    self.options = options
+    self.family.make_settings(**options)   # an unknown option fails here, not mid-clip
     self.memory_capacity, self.chunk = memory_capacity, chunk
     self.max_objects, self.return_probs = max_objects, return_probs
     self._fns = {}
     self.trace_count = 0
+
+  def settings(self, capacity: int, out_size=None):
+    """The compiled program's static settings for a memory of ``capacity`` slots."""
+    return self.family.make_settings(
+        capacity=max(capacity, 1), chunk=self.chunk, return_probs=self.return_probs,
+        out_size=None if out_size is None else tuple(out_size), **self.options)
 
   def chunk_fn(self, settings):
     """The jitted chunk function for ``settings`` (compiled once per clip shape)."""
     if settings not in self._fns:
       def count():
         self.trace_count += 1
-      self._fns[settings] = inference.make_chunk_fn(self.model, settings, on_trace=count)
+      self._fns[settings] = inference.make_chunk_fn(self.model, settings, on_trace=count,
+                                                    step=self.family.step)
     return self._fns[settings]
 
   def segment(self, clip: video_folder.Clip, out_dir: str | None = None,
@@ -138,14 +151,11 @@ class ClipSegmenter:
     ids[1:len(labels) + 1] = labels
     given_frames = {f: [l for l, g in first_seen.items() if g == f]
                     for f in sorted(set(first_seen.values()))}
-    capacity = self.memory_capacity or inference.memory_writes(
-        num_frames, set(given_frames), self.mem_every)
-    settings = inference.InferenceSettings(
-        mem_every=self.mem_every, top_k=self.top_k, capacity=max(capacity, 1),
-        chunk=self.chunk, return_probs=self.return_probs,
-        out_size=None if out_size is None else tuple(out_size))
+    capacity = self.memory_capacity or self.family.memory_frames(
+        num_frames, set(given_frames), self.options)
+    settings = self.settings(capacity, out_size)
     fn = self.chunk_fn(settings)
-    state = inference.init_state(settings, k, size, self.model.key_dim, self.model.value_dim)
+    state = self.family.init_state(self.model, settings, k, size)
     h, w = size
     t = self.chunk
     t_first = t_start = None

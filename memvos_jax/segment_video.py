@@ -77,8 +77,10 @@ def run(args) -> int:
   proc = processing_size(size, args.size)
   if proc != tuple(size):
     mask = np.array(Image.fromarray(mask).resize(proc[::-1], Image.NEAREST))
-  seg = api.load(args.model, args.checkpoint, mem_every=args.mem_every, top_k=args.top_k,
-                 memory_capacity=args.capacity, chunk=args.chunk)
+  options = {k: v for k, v in (('mem_every', args.mem_every), ('top_k', args.top_k))
+             if v is not None}                 # model-specific; None = the config's
+  seg = api.load(args.model, args.checkpoint, memory_capacity=args.capacity,
+                 chunk=args.chunk, **options)
   os.makedirs(os.path.join(args.out, 'masks'), exist_ok=True)
   native = collections.OrderedDict()       # frame index -> native frame (current chunk)
   stats, sheet = {}, []
@@ -131,8 +133,8 @@ def add_parser(sub) -> None:
   p.add_argument('--checkpoint', default='', help='official .pth/.npz or orbax folder')
   p.add_argument('--out', required=True)
   p.add_argument('--size', type=int, default=0, help='process at this shorter side (0: native)')
-  p.add_argument('--mem-every', type=int, default=5)
-  p.add_argument('--top-k', type=int, default=20)
+  p.add_argument('--mem-every', type=int, default=None, help="memory every N frames (default: the model config's)")
+  p.add_argument('--top-k', type=int, default=None, help="STCN top-k (default: the config's, 20)")
   p.add_argument('--capacity', type=int, default=20, help='memory frames kept (bounded memory)')
   p.add_argument('--chunk', type=int, default=8)
   p.set_defaults(func=run)

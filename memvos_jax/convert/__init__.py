@@ -6,18 +6,18 @@ saves an orbax checkpoint that ``eval.py`` loads directly.
 
 import os
 
-from memvos_jax.convert import stcn as _stcn
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.errors import InputError
-
-CONVERTERS = {'stcn': _stcn.convert}
 
 
 def convert_file(path: str, model_name: str, model=None) -> dict:
   """Read an official ``.pth``/``.pt``/``.npz`` file and convert it for ``model_name``."""
   if not os.path.isfile(path):
     raise InputError(path, 'checkpoint file does not exist')
-  if model_name not in CONVERTERS:
-    raise InputError(path, f'no converter for model {model_name!r} '
-                     f'(known: {", ".join(sorted(CONVERTERS))})')
-  return CONVERTERS[model_name](load_state_dict(path), model, source=path)
+  from memvos_jax import families
+  try:
+    family = families.get(model_name)
+  except ValueError as e:
+    raise InputError(path, f'no converter: {e}') from None
+  model = model if model is not None else family.build()
+  return family.convert(load_state_dict(path), model, source=path)

@@ -50,6 +50,7 @@ class ValueEncoder(nn.Module):
 
 class STCN(nn.Module):
   """The three entry points used by inference and training."""
+  family = 'stcn'   # memvos_jax.families entry (not a field)
   key_backbone: str = 'resnet50'
   value_backbone: str = 'resnet18'
   key_dim: int = 64

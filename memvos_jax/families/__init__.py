@@ -1,0 +1,61 @@
+"""Model families: one name ties a network, its converter and its inference core.
+
+Every model (``stcn``, ``stm``, ``afb_urr``, ...) lives in
+``memvos_jax/families/<name>.py`` as ``FAMILY = Family(...)``; ``get(name)``
+imports it on first use, so one model's code never loads for another. The
+clip driver (``pipeline.ClipSegmenter``), ``eval.py``, the Python API and the
+converter CLI only talk to a ``Family``.
+"""
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  """What the shared drivers need from a model.
+
+  Attributes:
+    name: config ``model`` value.
+    build: ``(**config.network) -> flax module``.
+    init_variables: ``(module, rng) -> variables`` (random weights).
+    abstract_variables: ``module -> pytree of ShapeDtypeStruct`` (restore target).
+    convert: ``(state_dict, module, source) -> variables`` (official checkpoint,
+      strict: missing/unexpected/mis-shaped keys raise CheckpointError).
+    make_settings: ``(**options) -> hashable settings`` for one compiled program;
+      options are ``config.inference`` entries plus ``capacity``, ``chunk``,
+      ``return_probs`` and ``out_size``; an unknown option is a TypeError.
+    init_state: ``(module, settings, num_objects, size) -> state`` pytree.
+    step: ``(module, params, settings, state, FrameInput) -> (state, FrameOutput)``,
+      pure, traced once per clip shape (``inference.make_chunk_fn`` scans it).
+    memory_frames: ``(num_frames, annotated_frames, settings_options) -> int``:
+      the slots an unbounded official memory would use (capacity 0 = auto).
+  """
+  name: str
+  build: Callable[..., Any]
+  init_variables: Callable[..., Any]
+  abstract_variables: Callable[..., Any]
+  convert: Callable[..., dict]
+  make_settings: Callable[..., Any]
+  init_state: Callable[..., Any]
+  step: Callable[..., Any]
+  memory_frames: Callable[..., int]
+
+
+def available() -> list[str]:
+  """Names of the families shipped in this package."""
+  return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith('_'))
+
+
+def get(name: str) -> Family:
+  """The family called ``name``; a ValueError lists the known ones."""
+  if name not in available():
+    raise ValueError(f'unknown model {name!r} (known: {", ".join(available())})')
+  return importlib.import_module(f'{__name__}.{name}').FAMILY
+
+
+def of(module) -> Family:
+  """The family a built network belongs to (``module.family``, default stcn)."""
+  return get(getattr(module, 'family', 'stcn'))
