@@ -1,0 +1,206 @@
+"""Small SAM 2 building blocks: torch-named linear/MLP/attention, fixed encodings, resize matrices.
+
+Everything is NHWC / token-last. Matmuls use ``Precision.HIGHEST`` so that GPU
+runs match the float32 official numbers as closely as CPU runs do.
+"""
+
+import functools
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PREC = jax.lax.Precision.HIGHEST
+gelu = functools.partial(jax.nn.gelu, approximate=False)   # torch nn.GELU()
+
+
+def dense(features: int, name: str | None = None) -> nn.Dense:
+  """torch ``nn.Linear`` (kernel = weight.T)."""
+  return nn.Dense(features, precision=PREC, name=name)
+
+
+def layer_norm(name: str | None = None, eps: float = 1e-5) -> nn.LayerNorm:
+  """torch ``nn.LayerNorm`` (eps 1e-5) / SAM 2 ``LayerNorm2d`` (pass eps=1e-6) over the last axis."""
+  return nn.LayerNorm(epsilon=eps, name=name)
+
+
+class MLP(nn.Module):
+  """SAM 2 ``MLP``: ``num_layers`` linears named ``layers_i``, activation between them."""
+  hidden_dim: int
+  output_dim: int
+  num_layers: int
+  activation: str = 'relu'
+  sigmoid_output: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    act = gelu if self.activation == 'gelu' else jax.nn.relu
+    for i in range(self.num_layers):
+      last = i == self.num_layers - 1
+      x = dense(self.output_dim if last else self.hidden_dim, name=f'layers_{i}')(x)
+      if not last:
+        x = act(x)
+    return jax.nn.sigmoid(x) if self.sigmoid_output else x
+
+
+class Embedding(nn.Module):
+  """torch ``nn.Embedding``: a ``weight`` table [num, dim]."""
+  num: int
+  dim: int
+
+  @nn.compact
+  def __call__(self):
+    return self.param('weight', nn.initializers.normal(1.0), (self.num, self.dim))
+
+
+class ConvTranspose2x2(nn.Module):
+  """torch ``ConvTranspose2d(kernel_size=2, stride=2)``; kernel [2, 2, out, in]."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x):  # [..., h, w, Cin] -> [..., 2h, 2w, out]
+    cin = x.shape[-1]
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (2, 2, self.features, cin))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    y = jnp.einsum('...hwc,aboc->...hawbo', x, kernel, precision=PREC)
+    *lead, h, a, w, b, o = y.shape
+    return y.reshape(*lead, h * a, w * b, o) + bias
+
+
+def sdpa(q, k, v, key_mask=None, q_chunk: int = 0):
+  """Scaled dot-product attention over heads.
+
+  q [..., Nq, nh, d], k [..., Nk, nh, d], v [..., Nk, nh, dv]; key_mask [..., Nk]
+  bool (False keys are left out exactly, as if absent). Queries are processed in
+  chunks of ``q_chunk`` (0: all at once) to bound the [Nq, Nk] logits.
+  """
+  scale = 1.0 / math.sqrt(q.shape[-1])
+
+  def run(qc):
+    logits = jnp.einsum('...qhd,...khd->...hqk', qc * scale, k, precision=PREC)
+    if key_mask is not None:
+      logits = jnp.where(key_mask[..., None, None, :], logits, -jnp.inf)
+    w = jax.nn.softmax(logits, axis=-1)
+    return jnp.einsum('...hqk,...khd->...qhd', w, v, precision=PREC)
+
+  nq = q.shape[-3]
+  if not q_chunk or nq <= q_chunk or nq % q_chunk:
+    return run(q)
+  qs = jnp.moveaxis(q.reshape(*q.shape[:-3], nq // q_chunk, q_chunk, *q.shape[-2:]), -4, 0)
+  out = jax.lax.map(run, qs)                               # [n, ..., chunk, nh, dv]
+  out = jnp.moveaxis(out, 0, -4)
+  return out.reshape(*out.shape[:-4], nq, *out.shape[-2:])
+
+
+def sdpa_blocked(q, k, v, key_mask, block: int):
+  """``sdpa`` whose keys come in blocks of ``block`` (one memory frame each) plus a tail.
+
+  The first ``Nk // block * block`` keys form blocks; a block with no valid key
+  is skipped (``lax.cond``), so the cost follows the memories present, as in
+  the official code that concatenates only those. Exact softmax, accumulated
+  online over blocks. q [Nq, nh, d], k [Nk, nh, d], v [Nk, nh, dv], key_mask [Nk].
+  """
+  nq, nh, _ = q.shape
+  dv = v.shape[-1]
+  qs = q * (1.0 / math.sqrt(q.shape[-1]))
+  nb = k.shape[0] // block
+
+  def update(carry, kb, vb, mb):
+    m, l, acc = carry                                   # [nh, Nq], [nh, Nq], [Nq, nh, dv]
+    s = jnp.einsum('qhd,khd->hqk', qs, kb, precision=PREC)
+    s = jnp.where(mb[None, None, :], s, -jnp.inf)
+    m_new = jnp.maximum(m, jnp.max(s, axis=-1))
+    m_safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)
+    p = jnp.exp(s - m_safe[..., None])
+    corr = jnp.exp(m - m_safe)
+    l = l * corr + jnp.sum(p, axis=-1)
+    acc = acc * corr.T[..., None] + jnp.einsum('hqk,khd->qhd', p, vb, precision=PREC)
+    return m_new, l, acc
+
+  carry = (jnp.full((nh, nq), -jnp.inf, q.dtype), jnp.zeros((nh, nq), q.dtype),
+           jnp.zeros((nq, nh, dv), q.dtype))
+  if nb:
+    split = lambda t: t[:nb * block].reshape(nb, block, *t.shape[1:])
+
+    def body(c, xs):
+      kb, vb, mb = xs
+      return jax.lax.cond(jnp.any(mb), lambda c: update(c, kb, vb, mb), lambda c: c, c), None
+
+    carry, _ = jax.lax.scan(body, carry, (split(k), split(v), split(key_mask)))
+  if k.shape[0] > nb * block:
+    carry = update(carry, k[nb * block:], v[nb * block:], key_mask[nb * block:])
+  _, l, acc = carry
+  return acc / l.T[..., None]
+
+
+def sine_pe_2d(h: int, w: int, num_pos_feats: int, temperature: float = 10000.0) -> np.ndarray:
+  """``PositionEmbeddingSine(num_pos_feats, normalize=True)`` of an h x w map: [h, w, num_pos_feats]."""
+  npf = num_pos_feats // 2
+  scale = 2 * math.pi
+  y = np.arange(1, h + 1, dtype=np.float32)
+  x = np.arange(1, w + 1, dtype=np.float32)
+  y = y / (np.float32(h) + np.float32(1e-6)) * np.float32(scale)
+  x = x / (np.float32(w) + np.float32(1e-6)) * np.float32(scale)
+  dim_t = np.arange(npf, dtype=np.float32)
+  dim_t = np.float32(temperature) ** (2 * (dim_t // 2) / np.float32(npf))
+
+  def enc(p):  # [n] -> [n, npf], sin on even, cos on odd feature indices
+    a = p[:, None] / dim_t
+    out = np.empty_like(a)
+    out[:, 0::2] = np.sin(a[:, 0::2])
+    out[:, 1::2] = np.cos(a[:, 1::2])
+    return out
+
+  py, px = enc(y), enc(x)
+  return np.concatenate([np.broadcast_to(py[:, None], (h, w, npf)),
+                         np.broadcast_to(px[None, :], (h, w, npf))], axis=-1).astype(np.float32)
+
+
+def sine_pe_1d(pos: jax.Array, dim: int, temperature: float = 10000.0) -> jax.Array:
+  """``get_1d_sine_pe``: [...] positions -> [..., dim] (sin half, then cos half)."""
+  pe_dim = dim // 2
+  dim_t = jnp.arange(pe_dim, dtype=jnp.float32)
+  dim_t = temperature ** (2 * (dim_t // 2) / pe_dim)
+  a = pos[..., None] / dim_t
+  return jnp.concatenate([jnp.sin(a), jnp.cos(a)], axis=-1)
+
+
+def bicubic_matrix(n_in: int, n_out: int) -> np.ndarray:
+  """[n_out, n_in] weights of torch bicubic (align_corners=False, A=-0.75, border clamp)."""
+  a = -0.75
+  scale = n_in / n_out
+  m = np.zeros((n_out, n_in), np.float64)
+  c1 = lambda x: ((a + 2) * x - (a + 3)) * x * x + 1
+  c2 = lambda x: ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+  for i in range(n_out):
+    src = scale * (i + 0.5) - 0.5
+    i0 = math.floor(src)
+    t = src - i0
+    coeffs = (c2(t + 1), c1(t), c1(1 - t), c2(2 - t))
+    for j, c in zip(range(i0 - 1, i0 + 3), coeffs):
+      m[i, min(max(j, 0), n_in - 1)] += c
+  return m.astype(np.float32)
+
+
+def bilinear_aa_matrix(n_in: int, n_out: int) -> np.ndarray:
+  """[n_out, n_in] weights of torch bilinear with ``antialias=True`` (align_corners=False)."""
+  scale = n_in / n_out
+  support = scale if scale >= 1.0 else 1.0
+  inv = 1.0 / scale if scale >= 1.0 else 1.0
+  m = np.zeros((n_out, n_in), np.float64)
+  for i in range(n_out):
+    center = scale * (i + 0.5)
+    lo = max(int(center - support + 0.5), 0)
+    hi = min(int(center + support + 0.5), n_in)
+    w = np.array([max(0.0, 1.0 - abs((j - center + 0.5) * inv)) for j in range(lo, hi)])
+    if w.sum() > 0:
+      m[i, lo:hi] = w / w.sum()
+  return m.astype(np.float32)
+
+
+def resize_with(x: jax.Array, mh: np.ndarray, mw: np.ndarray) -> jax.Array:
+  """Separable resize of x [..., H, W] with [oh, H] and [ow, W] matrices."""
+  x = jnp.einsum('oh,...hw->...ow', jnp.asarray(mh, x.dtype), x, precision=PREC)
+  return jnp.einsum('pw,...ow->...op', jnp.asarray(mw, x.dtype), x, precision=PREC)

@@ -1,0 +1,92 @@
+"""SAM 2 memory attention: self-attention and cross-attention to memories with 2-D axial RoPE.
+
+The memory is a fixed number of tokens with a validity mask: spatial memory
+tokens (frame-major, each frame h*w positions, RoPE applied with the frame's
+grid positions) followed by object-pointer tokens (no RoPE). Masked tokens are
+left out of the softmax exactly, so the result equals the official
+concatenation of only the present memories.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from memvos_jax.models.sam2.common import dense, layer_norm, sdpa, sdpa_blocked
+
+
+def axial_rope_angles(dim: int, h: int, w: int, theta: float = 10000.0) -> np.ndarray:
+  """``compute_axial_cis`` angles: [h*w, dim/2] (x frequencies, then y frequencies)."""
+  freqs = 1.0 / (theta ** (np.arange(0, dim, 4)[:dim // 4].astype(np.float32) / dim))
+  t = np.arange(h * w, dtype=np.float32)
+  tx, ty = t % w, np.floor(t / w)
+  return np.concatenate([np.outer(tx, freqs), np.outer(ty, freqs)], axis=-1).astype(np.float32)
+
+
+def apply_rope(x, angles):
+  """Rotate consecutive channel pairs of x [..., N, nh, d] by angles [N, d/2]."""
+  xr = x.reshape(*x.shape[:-1], -1, 2)
+  cos, sin = jnp.cos(angles)[:, None], jnp.sin(angles)[:, None]
+  a, b = xr[..., 0], xr[..., 1]
+  return jnp.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(x.shape)
+
+
+class RoPEAttention(nn.Module):
+  """``RoPEAttention``: q gets RoPE; the first ``num_k_rope`` keys get it with positions tiled."""
+  embedding_dim: int = 256
+  num_heads: int = 1
+  q_chunk: int = 1024
+
+  @nn.compact
+  def __call__(self, q, k, v, hw, num_k_rope=None, key_mask=None):
+    """q [Nq, C]; k, v [Nk, Ckv]; hw = (h, w) with Nq = h*w."""
+    c = self.embedding_dim
+    split = lambda t: t.reshape(t.shape[0], self.num_heads, -1)
+    q = split(dense(c, name='q_proj')(q))
+    k = split(dense(c, name='k_proj')(k))
+    v = split(dense(c, name='v_proj')(v))
+    ang = jnp.asarray(axial_rope_angles(c // self.num_heads, hw[0], hw[1]))
+    q = apply_rope(q, ang)
+    nr = k.shape[0] if num_k_rope is None else num_k_rope
+    if nr:
+      reps = nr // ang.shape[0]
+      k_rope = apply_rope(k[:nr], jnp.tile(ang, (reps, 1)))
+      k = jnp.concatenate([k_rope, k[nr:]], axis=0)
+    if key_mask is None:
+      out = sdpa(q, k, v, None, self.q_chunk)
+    else:   # memory frames as key blocks: frames absent from the memory cost nothing
+      out = sdpa_blocked(q, k, v, key_mask, ang.shape[0])
+    return dense(c, name='out_proj')(out.reshape(out.shape[0], c))
+
+
+class MemoryAttentionLayer(nn.Module):
+  d_model: int = 256
+  dim_feedforward: int = 2048
+
+  @nn.compact
+  def __call__(self, tgt, memory, memory_pos, hw, num_k_rope, key_mask):
+    t2 = layer_norm('norm1')(tgt)
+    tgt = tgt + RoPEAttention(self.d_model, name='self_attn')(t2, t2, t2, hw)
+    t2 = layer_norm('norm2')(tgt)
+    tgt = tgt + RoPEAttention(self.d_model, name='cross_attn_image')(
+        t2, memory + memory_pos, memory, hw, num_k_rope, key_mask)
+    t2 = layer_norm('norm3')(tgt)
+    t2 = dense(self.d_model, name='linear2')(
+        jax.nn.relu(dense(self.dim_feedforward, name='linear1')(t2)))
+    return tgt + t2
+
+
+class MemoryAttention(nn.Module):
+  d_model: int = 256
+  num_layers: int = 4
+
+  @nn.compact
+  def __call__(self, curr, curr_pos, memory, memory_pos, num_spatial, key_mask):
+    """curr, curr_pos [h, w, C]; memory, memory_pos [M, Cm]; the first ``num_spatial``
+    memory tokens are spatial (RoPE), the rest object-pointer tokens; key_mask [M]."""
+    h, w, c = curr.shape
+    x = (curr + 0.1 * curr_pos).reshape(h * w, c)
+    for i in range(self.num_layers):
+      x = MemoryAttentionLayer(self.d_model, name=f'layers_{i}')(
+          x, memory, memory_pos, (h, w), num_spatial, key_mask)
+    return layer_norm('norm')(x).reshape(h, w, c)

@@ -1,0 +1,55 @@
+"""SAM 2 memory encoder: mask downsampler + pixel projection, ConvNeXt fuser, projection to mem_dim.
+
+The caller applies the official mask transform first (binarise for prompted
+frames or sigmoid, then ``* sigmoid_scale + sigmoid_bias``).
+"""
+
+import flax.linen as nn
+
+from memvos_jax.models.sam2.common import PREC, dense, gelu, layer_norm
+
+
+class MaskDownSampler(nn.Module):
+  """Conv(k3, s2, p1) + LayerNorm2d + GELU, repeated to stride 16, then a 1x1 conv (``encoder_i``)."""
+  embed_dim: int = 256
+  total_stride: int = 16
+
+  @nn.compact
+  def __call__(self, x):  # [..., S, S, 1] -> [..., S/16, S/16, embed_dim]
+    cin, idx, s = 1, 0, 1
+    while s < self.total_stride:
+      cout = cin * 4
+      x = nn.Conv(cout, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), precision=PREC,
+                  name=f'encoder_{idx}')(x)
+      x = gelu(layer_norm(f'encoder_{idx + 1}', 1e-6)(x))
+      cin, idx, s = cout, idx + 3, s * 2
+    return nn.Conv(self.embed_dim, (1, 1), precision=PREC, name=f'encoder_{idx}')(x)
+
+
+class CXBlock(nn.Module):
+  """ConvNeXt block: depthwise 7x7, LayerNorm2d, MLP x4 with GELU, layer scale ``gamma``, residual."""
+
+  @nn.compact
+  def __call__(self, x):
+    dim = x.shape[-1]
+    y = nn.Conv(dim, (7, 7), padding=((3, 3), (3, 3)), feature_group_count=dim, precision=PREC,
+                name='dwconv')(x)
+    y = layer_norm('norm', 1e-6)(y)
+    y = dense(dim, name='pwconv2')(gelu(dense(4 * dim, name='pwconv1')(y)))
+    gamma = self.param('gamma', nn.initializers.constant(1e-6), (dim,))
+    return x + gamma * y
+
+
+class MemoryEncoder(nn.Module):
+  out_dim: int = 64
+  in_dim: int = 256
+  num_fuser_layers: int = 2
+
+  @nn.compact
+  def __call__(self, pix_feat, mask_for_mem):
+    """pix_feat [..., h, w, in_dim]; mask_for_mem [..., 16h, 16w] -> [..., h, w, out_dim]."""
+    m = MaskDownSampler(self.in_dim, name='mask_downsampler')(mask_for_mem[..., None])
+    x = nn.Conv(self.in_dim, (1, 1), precision=PREC, name='pix_feat_proj')(pix_feat) + m
+    for i in range(self.num_fuser_layers):
+      x = CXBlock(name=f'fuser_layers_{i}')(x)
+    return nn.Conv(self.out_dim, (1, 1), precision=PREC, name='out_proj')(x)
