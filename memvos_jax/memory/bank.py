@@ -1,9 +1,10 @@
 """Fixed-capacity memory bank: a ring of frame slots with validity masks.
 
 Shapes never change, so a whole video runs under one ``jax.lax.scan``. Each
-slot holds one memory frame: its key (shared by all objects), a value per
-object, which objects the value is valid for (objects that appear later have
-no value in earlier slots), the frame it came from, whether it is pinned
+slot holds one memory frame: its key (shared by all objects, or one per object
+for networks whose memory key sees the mask, e.g. STM), a value per object,
+which objects the value is valid for (objects that appear later have no value
+in earlier slots), the frame it came from, whether it is pinned
 (annotated/prompted frames are never evicted) and a usage counter.
 
 Eviction is FIFO: a write goes to a free slot if there is one, else over the
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 @flax.struct.dataclass
 class MemoryBank:
   keys: jax.Array       # [C, N, Ck]   N = h*w positions per frame
+                        # (or [K, C, N, Ck]: per-object keys, ``per_object_keys``)
   values: jax.Array     # [K, C, N, Cv] (object-major: a read reshapes, never copies)
   valid: jax.Array      # [C, K] bool: slot holds a value for object k
   frame: jax.Array      # [C] int32: frame index written into the slot (-1 free)
@@ -26,7 +28,11 @@ class MemoryBank:
 
   @property
   def capacity(self) -> int:
-    return self.keys.shape[0]
+    return self.frame.shape[0]
+
+  @property
+  def per_object_keys(self) -> bool:
+    return self.keys.ndim == 4
 
   @property
   def slot_used(self) -> jax.Array:  # [C] bool
@@ -34,11 +40,12 @@ class MemoryBank:
 
 
 def init(capacity: int, num_objects: int, num_positions: int, key_dim: int,
-         value_dim: int, dtype=jnp.float32) -> MemoryBank:
-  """An empty bank."""
+         value_dim: int, dtype=jnp.float32, per_object_keys: bool = False) -> MemoryBank:
+  """An empty bank (``per_object_keys``: keys [K, C, N, Ck] instead of [C, N, Ck])."""
   c, k, n = capacity, num_objects, num_positions
+  key_shape = (k, c, n, key_dim) if per_object_keys else (c, n, key_dim)
   return MemoryBank(
-      keys=jnp.zeros((c, n, key_dim), dtype),
+      keys=jnp.zeros(key_shape, dtype),
       values=jnp.zeros((k, c, n, value_dim), dtype),
       valid=jnp.zeros((c, k), bool),
       frame=jnp.full((c,), -1, jnp.int32),
@@ -61,15 +68,16 @@ def write(bank: MemoryBank, key: jax.Array, values: jax.Array,
   """Write one frame into the bank (pure; a no-op where ``enable`` is False).
 
   Args:
-    key: [N, Ck]; values: [K, N, Cv]; obj_valid: [K] bool (objects that have
-    a value in this frame); frame: int frame index; pin: keep forever.
+    key: [N, Ck] ([K, N, Ck] for a per-object-key bank); values: [K, N, Cv];
+    obj_valid: [K] bool (objects that have a value in this frame); frame: int
+    frame index; pin: keep forever.
   """
   def do_write(b):
     slot = select_slot(b)
     put = lambda arr, new, axis=0: jax.lax.dynamic_update_index_in_dim(
         arr, jnp.asarray(new).astype(arr.dtype), slot, axis)
     return b.replace(
-        keys=put(b.keys, key),
+        keys=put(b.keys, key, b.keys.ndim - 3),
         values=put(b.values, values, 1),
         valid=put(b.valid, obj_valid),
         frame=put(b.frame, frame),

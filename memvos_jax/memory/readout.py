@@ -3,9 +3,12 @@
 The affinity between every memory position and every query position is
 computed once and shared by all objects. Objects that appeared later have
 fewer valid memory slots; when the objects' slot validities differ, the
-masked softmax is taken per object, else once for all.
+masked softmax is taken per object, else once for all. ``read_dense`` is
+STM's read: per-object keys, dot-product affinity, a softmax over every
+memory position, optionally over a second (temporary) bank as well.
 """
 
+import functools
 import math
 
 import jax
@@ -105,3 +108,50 @@ def read(bank: MemoryBank, query_key, top_k: int | None = 20,
   slot_weight = jax.ops.segment_sum(w_k.reshape(-1), (idx_k // n).reshape(-1),
                                     num_segments=c)
   return readout, slot_weight
+
+
+def _object_parts(bank: MemoryBank, obj):
+  """Object ``obj``'s memory in ``bank``: keys [M, Ck], values [M, Cv], mask [M]."""
+  k, c, n, cv = bank.values.shape
+  keys = bank.keys[obj] if bank.per_object_keys else bank.keys
+  return (keys.reshape(c * n, -1), bank.values[obj].reshape(c * n, cv),
+          jnp.repeat(bank.valid[:, obj], n))
+
+
+def read_dense(bank: MemoryBank, query_key, extra: MemoryBank | None = None,
+               affinity=dot_affinity):
+  """STM read: per object, a softmax over all of its valid memory positions.
+
+  The affinity is taken per object (a per-object-key bank gives each object
+  its own keys) and the softmax runs over the positions of ``bank`` and of
+  ``extra`` together (e.g. a one-slot bank holding STM's temporary
+  previous-frame memory), without concatenating them. Objects with no valid
+  position read zeros.
+
+  Args:
+    bank: C slots, K objects; keys [C, N, Ck] or [K, C, N, Ck].
+    query_key: [Q, Ck].
+    extra: optional second bank with the same K, N, Ck, Cv.
+  Returns:
+    readout [K, Q, Cv] and slot_weight [C] (attention each slot of ``bank``
+    got, summed over query positions and objects).
+  """
+  banks = [bank] if extra is None else [bank, extra]
+  k, c, n, _ = bank.values.shape
+
+  def one(obj):
+    parts = [_object_parts(b, obj) for b in banks]
+    affs = [jnp.where(mask[None, :], affinity(keys, query_key), -jnp.inf)
+            for keys, _, mask in parts]                                   # [Q, M_i]
+    m = functools.reduce(jnp.maximum, [jnp.max(a, axis=1, keepdims=True) for a in affs])
+    m = jnp.where(jnp.isfinite(m), m, 0.0)                                # [Q, 1]
+    es = [jnp.where(mask[None, :], jnp.exp(a - m), 0.0)
+          for a, (_, _, mask) in zip(affs, parts)]
+    z = jnp.maximum(sum(jnp.sum(e, axis=1, keepdims=True) for e in es), 1e-30)
+    ws = [e / z for e in es]
+    out = sum(jnp.einsum('qm,mc->qc', w, v, precision=jax.lax.Precision.HIGHEST)
+              for w, (_, v, _) in zip(ws, parts))                         # [Q, Cv]
+    return out, jnp.sum(ws[0].reshape(-1, c, n), axis=(0, 2))             # [C]
+
+  readout, slot_weight = jax.lax.map(one, jnp.arange(k))
+  return readout, jnp.sum(slot_weight, axis=0)

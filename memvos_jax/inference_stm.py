@@ -1,0 +1,161 @@
+"""STM's per-frame inference core (scanned by ``inference.make_chunk_fn``).
+
+Semantics follow the official DAVIS evaluation (seoungwugoh/STM
+``eval_DAVIS.py`` ``Run_video`` and ``model.py``):
+  * frames are zero-padded (centred) to a multiple of 16 in [0, 1] and then
+    ImageNet-normalised (the official encoders normalise after padding, so
+    the border is -mean/std, unlike STCN's zeros);
+  * frame t reads the memory frames {0, mem_every, 2*mem_every, ...} before
+    t-1 plus frame t-1 as a temporary entry; each object reads its own keys
+    (the memory encoder sees the object's mask), dot product / sqrt(Ck),
+    softmax over every memory position; the decoder's two-way softmax gives
+    each object's probability, soft aggregation the frame's distribution;
+  * a frame is memorised with its soft probabilities (the annotation where
+    given), zero in the padding. Frames whose index is a multiple of ``mem_every`` and annotated
+    frames are kept (annotated ones pinned); any other frame is held only as
+    the temporary entry until the next frame replaces it;
+  * objects first annotated on a later frame (YouTube-VOS style) take their
+    given mask there (other objects' probabilities are zeroed inside it),
+    are active from then on, and have no value in earlier memory frames.
+A bounded memory (``capacity``) evicts the oldest non-pinned frame (FIFO).
+"""
+
+import dataclasses
+import functools
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from memvos_jax.inference import IMAGENET_MEAN, IMAGENET_STD, FrameInput, FrameOutput, pad_amounts
+from memvos_jax.memory import bank as membank
+from memvos_jax.memory.readout import read_dense
+from memvos_jax.models.aggregate import aggregate
+from memvos_jax.models.layers import resize_bilinear
+
+
+@dataclasses.dataclass(frozen=True)
+class STMSettings:
+  """Static settings of one compiled STM program."""
+  mem_every: int = 5
+  capacity: int = 20
+  chunk: int = 8
+  return_probs: bool = False
+  stride: int = 16
+  out_size: tuple[int, int] | None = None   # see inference.InferenceSettings
+
+
+@flax.struct.dataclass
+class STMState:
+  """The scan carry: kept memory, the temporary previous frame, active objects."""
+  bank: membank.MemoryBank   # kept frames: per-object keys [K, C, N, Ck]
+  temp: membank.MemoryBank   # one slot: the previous frame unless it was kept
+  active: jax.Array          # [K] bool: objects introduced so far
+
+
+def pad_then_normalize(image, stride=16, dtype=jnp.float32):
+  """[H, W, 3] uint8 -> [Hp, Wp, 3]: /255, centred zero padding, then ImageNet-normalised."""
+  x = image.astype(dtype) / 255.0
+  t, b, l, r = pad_amounts(image.shape[:2], stride)
+  x = jnp.pad(x, ((t, b), (l, r), (0, 0)))
+  return (x - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def init_state(settings: STMSettings, num_objects: int, size, key_dim: int = 128,
+               value_dim: int = 512) -> STMState:
+  """Empty memory for a clip of frame size ``size`` = (H, W)."""
+  t, b, l, r = pad_amounts(size, settings.stride)
+  n = ((size[0] + t + b) // settings.stride) * ((size[1] + l + r) // settings.stride)
+  new = functools.partial(membank.init, num_objects=num_objects, num_positions=n,
+                          key_dim=key_dim, value_dim=value_dim, per_object_keys=True)
+  return STMState(bank=new(settings.capacity), temp=new(1),
+                  active=jnp.zeros((num_objects,), bool))
+
+
+def merge_annotation(probs, frame: FrameInput, active, pad):
+  """Given objects take their annotated mask; others are zeroed inside it.
+
+  probs [K+1, Hp, Wp] -> (probs [K+1, Hp, Wp], active [K], has_annotation []).
+  """
+  k = active.shape[0]
+  pt, pb, pl, pr = pad
+  has_ann = jnp.any(frame.given)
+  gt_ids = jnp.pad(frame.annotation.astype(jnp.int32), ((pt, pb), (pl, pr)))
+  gt = (gt_ids[None] == jnp.arange(1, k + 1)[:, None, None]).astype(probs.dtype)
+  gt = gt * frame.given[:, None, None]                                 # [K, Hp, Wp]
+  region = jnp.sum(gt, axis=0) > 0.5
+  merged = jnp.where(region[None], 0.0, probs[1:])
+  merged = jnp.where(frame.given[:, None, None], gt, merged)
+  active = active | frame.given
+  return jnp.where(has_ann, aggregate(merged, active), probs), active, has_ann
+
+
+def frame_step(model, params, settings: STMSettings, state: STMState, frame: FrameInput):
+  """Segment one frame and update the memory. Pure; traced once per clip shape."""
+  apply = functools.partial(model.apply, params)
+  k = state.active.shape[0]
+  h, w = frame.image.shape[:2]
+  pad = pad_amounts((h, w), settings.stride)
+  pt, _, pl, _ = pad
+  image = pad_then_normalize(frame.image, settings.stride)             # [Hp, Wp, 3]
+
+  qk, qv, r3, r2 = apply(image[None], method='encode_query')
+  hk, wk, ck = qk.shape[1:]
+  query_key = qk[0].reshape(hk * wk, ck)                               # [Q, Ck]
+
+  # Read memory and decode every object; skipped while no object is active.
+  def predict(bank):
+    readout, slot_weight = read_dense(bank, query_key, extra=state.temp)
+    readout = readout.reshape(k, hk, wk, -1)                           # [K, h, w, Cv]
+    logits = apply(readout, qv[0], r3, r2, method='decode')            # [K, Hp, Wp, 2]
+    fg = jax.nn.softmax(logits, axis=-1)[..., 1]                       # [K, Hp, Wp]
+    return aggregate(fg, state.active), bank.replace(
+        usage=bank.usage + slot_weight.astype(bank.usage.dtype))
+
+  def nothing(bank):
+    empty = jnp.zeros((k,) + image.shape[:2], image.dtype)
+    return aggregate(empty, state.active), bank
+
+  probs, bank = jax.lax.cond(jnp.any(state.active), predict, nothing, state.bank)
+  probs, active, has_ann = merge_annotation(probs, frame, state.active, pad)
+
+  # Memorise this frame: kept (every mem_every-th frame, annotated frames
+  # pinned) or as the temporary entry for the next frame. The last frame of
+  # a video is never read back, so it is not encoded.
+  kept = has_ann | (frame.index % settings.mem_every == 0)
+  encode = ~frame.is_last & jnp.any(active)
+
+  def memorise(carry):
+    bank, _ = carry
+    # The official memorises the cropped probabilities, zero-padded again.
+    inside = jnp.pad(jnp.ones((h, w), probs.dtype), ((pad[0], pad[1]), (pad[2], pad[3])))
+    keys, values = apply(image, probs[1:] * inside, method='encode_memory')  # [K, h, w, C*]
+    keys, values = keys.reshape(k, hk * wk, -1), values.reshape(k, hk * wk, -1)
+    bank = membank.write(bank, keys, values, active, frame.index, pin=has_ann, enable=kept)
+    temp = state.temp.replace(keys=keys[:, None], values=values[:, None],
+                              valid=(active & ~kept)[None],
+                              frame=jnp.where(kept, -1, frame.index)[None])
+    return bank, temp
+
+  def clear(carry):
+    bank, temp = carry
+    return bank, temp.replace(valid=jnp.zeros_like(temp.valid), frame=jnp.full_like(temp.frame, -1))
+
+  bank, temp = jax.lax.cond(encode, memorise, clear, (bank, state.temp))
+  new_state = STMState(bank=bank, temp=temp, active=active)
+
+  probs = probs[:, pt:pt + h, pl:pl + w]                               # [K+1, H, W]
+  if settings.out_size is not None and tuple(settings.out_size) != (h, w):
+    probs = jnp.moveaxis(resize_bilinear(jnp.moveaxis(probs, 0, -1), settings.out_size), -1, 0)
+  out = FrameOutput(mask=jnp.argmax(probs, axis=0).astype(jnp.uint8),
+                    probs=probs.astype(jnp.float32) if settings.return_probs else None)
+  return new_state, out
+
+
+def memory_writes(num_frames: int, annotated: set[int], mem_every: int) -> int:
+  """Frames the official (unbounded) memory keeps: annotated or index % mem_every == 0
+  from the first annotation on, never the last frame."""
+  if not annotated:
+    return 0
+  first = min(annotated)
+  return sum(1 for t in range(first, num_frames - 1) if t in annotated or t % mem_every == 0)
