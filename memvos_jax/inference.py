@@ -47,6 +47,13 @@ class InferenceSettings:
   # (H, W) to restore outputs to when frames were processed at another size:
   # probabilities are resized bilinearly (torch align_corners=False), then argmax.
   out_size: tuple[int, int] | None = None
+  # Which unpinned slot a full bank overwrites: 'fifo' the oldest, 'lfu' the one
+  # with the least read weight per frame of age (AFB-URR's LFU, memory.adaptive).
+  eviction: str = 'fifo'
+
+  def __post_init__(self):
+    if self.eviction not in ('fifo', 'lfu'):
+      raise ValueError(f"eviction must be 'fifo' or 'lfu', not {self.eviction!r}")
 
 
 @flax.struct.dataclass
@@ -58,6 +65,7 @@ class FrameInput:
   index: jax.Array        # [] int32 frame index in the video
   is_last: jax.Array      # [] bool: last frame of the video (never memorised)
   valid: jax.Array        # [] bool: False for padding frames of the last chunk
+  num_frames: jax.Array | None = None  # [] int32 frames in the video (None: unknown, a stream)
 
 
 @flax.struct.dataclass
@@ -145,8 +153,9 @@ def frame_step(model, params, settings: InferenceSettings, state: VideoState,
 
   def memorise(b):
     values = apply(image, f16[0], probs[1:], method='encode_value')    # [K, h, w, Cv]
-    return memory.write(b, query_key, values.reshape(k, hk * wk, -1), active,
-                        frame.index, pin=has_ann)
+    write_fn = memory.adaptive.write_lfu if settings.eviction == 'lfu' else memory.write
+    return write_fn(b, query_key, values.reshape(k, hk * wk, -1), active,
+                    frame.index, pin=has_ann)
 
   bank = jax.lax.cond(write, memorise, lambda b: b, bank)
   new_state = VideoState(bank=bank, active=active,

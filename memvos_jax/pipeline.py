@@ -174,7 +174,8 @@ class ClipSegmenter:
       index = np.arange(start, start + t, dtype=np.int32)
       xs = inference.FrameInput(
           image=images, annotation=annotation, given=given, index=index,
-          is_last=index == num_frames - 1, valid=np.arange(t) < n)
+          is_last=index == num_frames - 1, valid=np.arange(t) < n,
+          num_frames=np.full(t, num_frames, np.int32))
       tic = time.perf_counter()
       state, out = fn(self.variables, state, xs)
       out_masks = np.asarray(out.mask[:n])
