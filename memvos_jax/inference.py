@@ -107,6 +107,26 @@ def init_state(settings: InferenceSettings, num_objects: int, size, key_dim: int
                     last_mem=jnp.asarray(-(2 ** 30), jnp.int32))
 
 
+def merge_annotation(probs, frame: FrameInput, active, pad):
+  """Given objects take their annotated mask; the others are zeroed inside it.
+
+  probs [K+1, Hp, Wp] (bg first), pad = (top, bottom, left, right) ->
+  (probs [K+1, Hp, Wp] re-aggregated where the frame has an annotation,
+  active [K] with the given objects added, has_annotation []).
+  """
+  k = active.shape[0]
+  pt, pb, pl, pr = pad
+  has_ann = jnp.any(frame.given)
+  gt_ids = jnp.pad(frame.annotation.astype(jnp.int32), ((pt, pb), (pl, pr)))
+  gt = (gt_ids[None] == jnp.arange(1, k + 1)[:, None, None]).astype(probs.dtype)
+  gt = gt * frame.given[:, None, None]                                 # [K, Hp, Wp]
+  region = jnp.sum(gt, axis=0) > 0.5
+  merged = jnp.where(region[None], 0.0, probs[1:])
+  merged = jnp.where(frame.given[:, None, None], gt, merged)
+  active = active | frame.given
+  return jnp.where(has_ann, aggregate(merged, active), probs), active, has_ann
+
+
 def frame_step(model, params, settings: InferenceSettings, state: VideoState,
                frame: FrameInput):
   """Segment one frame and update the memory. Pure; traced once per clip shape."""
@@ -137,15 +157,7 @@ def frame_step(model, params, settings: InferenceSettings, state: VideoState,
   probs, bank = jax.lax.cond(jnp.any(state.active), predict, nothing, state.bank)
 
   # An annotation overrides the prediction for the objects it gives.
-  has_ann = jnp.any(frame.given)
-  gt_ids = jnp.pad(frame.annotation.astype(jnp.int32), ((pt, pb), (pl, pr)))
-  gt = (gt_ids[None] == jnp.arange(1, k + 1)[:, None, None]).astype(probs.dtype)
-  gt = gt * frame.given[:, None, None]                                 # [K, Hp, Wp]
-  region = jnp.sum(gt, axis=0) > 0.5
-  merged = jnp.where(region[None], 0.0, probs[1:])
-  merged = jnp.where(frame.given[:, None, None], gt, merged)
-  active = state.active | frame.given
-  probs = jnp.where(has_ann, aggregate(merged, active), probs)
+  probs, active, has_ann = merge_annotation(probs, frame, state.active, (pt, pb, pl, pr))
 
   # Memory schedule (official: every mem_every frames, never the last frame).
   due = (frame.index - state.last_mem >= settings.mem_every) & ~frame.is_last

@@ -27,7 +27,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference import IMAGENET_MEAN, IMAGENET_STD, FrameInput, FrameOutput, pad_amounts
+from memvos_jax.inference import (IMAGENET_MEAN, IMAGENET_STD, FrameInput, FrameOutput,
+                                  merge_annotation, pad_amounts)
 from memvos_jax.memory import bank as membank
 from memvos_jax.memory.readout import read_dense
 from memvos_jax.models.aggregate import aggregate
@@ -70,24 +71,6 @@ def init_state(settings: STMSettings, num_objects: int, size, key_dim: int = 128
                           key_dim=key_dim, value_dim=value_dim, per_object_keys=True)
   return STMState(bank=new(settings.capacity), temp=new(1),
                   active=jnp.zeros((num_objects,), bool))
-
-
-def merge_annotation(probs, frame: FrameInput, active, pad):
-  """Given objects take their annotated mask; others are zeroed inside it.
-
-  probs [K+1, Hp, Wp] -> (probs [K+1, Hp, Wp], active [K], has_annotation []).
-  """
-  k = active.shape[0]
-  pt, pb, pl, pr = pad
-  has_ann = jnp.any(frame.given)
-  gt_ids = jnp.pad(frame.annotation.astype(jnp.int32), ((pt, pb), (pl, pr)))
-  gt = (gt_ids[None] == jnp.arange(1, k + 1)[:, None, None]).astype(probs.dtype)
-  gt = gt * frame.given[:, None, None]                                 # [K, Hp, Wp]
-  region = jnp.sum(gt, axis=0) > 0.5
-  merged = jnp.where(region[None], 0.0, probs[1:])
-  merged = jnp.where(frame.given[:, None, None], gt, merged)
-  active = active | frame.given
-  return jnp.where(has_ann, aggregate(merged, active), probs), active, has_ann
 
 
 def frame_step(model, params, settings: STMSettings, state: STMState, frame: FrameInput):
