@@ -30,7 +30,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.memory.bank import MemoryBank
+from memvos_jax.memory.bank import MemoryBank, write
 from memvos_jax.memory.readout import dot_affinity
 
 _EPS = 1e-12          # torch F.normalize
@@ -262,13 +262,4 @@ def lfu_slot(bank: MemoryBank, now) -> jax.Array:
 def write_lfu(bank: MemoryBank, key: jax.Array, values: jax.Array, obj_valid: jax.Array,
               frame, pin=False, enable=True) -> MemoryBank:
   """``memory.write`` with LFU eviction instead of FIFO (same arguments)."""
-  def do_write(b):
-    slot = lfu_slot(b, frame)
-    put = lambda arr, new, axis=0: jax.lax.dynamic_update_index_in_dim(
-        arr, jnp.asarray(new).astype(arr.dtype), slot, axis)
-    return b.replace(
-        keys=put(b.keys, key), values=put(b.values, values, 1), valid=put(b.valid, obj_valid),
-        frame=put(b.frame, frame), pinned=put(b.pinned, pin), usage=put(b.usage, 0.0))
-
-  enable = jnp.asarray(enable) & jnp.any(obj_valid)
-  return jax.lax.cond(enable, do_write, lambda b: b, bank)
+  return write(bank, key, values, obj_valid, frame, pin, enable, select=lfu_slot)

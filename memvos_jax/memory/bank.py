@@ -64,16 +64,17 @@ def select_slot(bank: MemoryBank) -> jax.Array:
 
 def write(bank: MemoryBank, key: jax.Array, values: jax.Array,
           obj_valid: jax.Array, frame: jax.Array, pin: jax.Array | bool = False,
-          enable: jax.Array | bool = True) -> MemoryBank:
+          enable: jax.Array | bool = True, select=None) -> MemoryBank:
   """Write one frame into the bank (pure; a no-op where ``enable`` is False).
 
   Args:
     key: [N, Ck] ([K, N, Ck] for a per-object-key bank); values: [K, N, Cv];
     obj_valid: [K] bool (objects that have a value in this frame); frame: int
-    frame index; pin: keep forever.
+    frame index; pin: keep forever; select: ``(bank, frame) -> slot`` eviction
+    policy (default FIFO ``select_slot``; LFU: ``memory.adaptive.lfu_slot``).
   """
   def do_write(b):
-    slot = select_slot(b)
+    slot = select_slot(b) if select is None else select(b, frame)
     put = lambda arr, new, axis=0: jax.lax.dynamic_update_index_in_dim(
         arr, jnp.asarray(new).astype(arr.dtype), slot, axis)
     return b.replace(
