@@ -35,13 +35,12 @@ from memvos_jax.errors import InputError
 from memvos_jax.models.layers import resize_bilinear
 from memvos_jax.models.sam2 import NO_OBJ_SCORE, SAM2, trunk_items
 from memvos_jax.models.sam2 import memory_bank as mb
-from memvos_jax.models.sam2.common import bilinear_aa_matrix, resize_with
+from memvos_jax.models.sam2 import tracking
 
 
 @dataclasses.dataclass(frozen=True)
 class Sam2Settings:
-  """Static predictor options (official names)."""
-  num_maskmem: int = 7
+  """Static predictor options (official names; ``num_maskmem`` is the network's)."""
   max_obj_ptrs_in_encoder: int = 16
   multimask_output_in_sam: bool = True
   multimask_min_pt_num: int = 0
@@ -126,6 +125,11 @@ def _frame_source(video, size: int):
   return load, frames.shape[0], frames.shape[1:3]
 
 
+def ring_size(model, settings) -> int:
+  """Tracked frames kept per object: the spatial (num_maskmem - 1) and pointer reach."""
+  return max(model.num_maskmem - 1, settings.max_obj_ptrs_in_encoder - 1)
+
+
 def _bucket(n: int, minimum: int = 1) -> int:
   b = minimum
   while b < n:
@@ -144,7 +148,7 @@ class Sam2Predictor:
     self.on_trace = on_trace or (lambda name: None)
     s = self.model.image_size
     self.feat_hw = (s // 16, s // 16)
-    self.ring_size = max(self.settings.num_maskmem - 1, self.settings.max_obj_ptrs_in_encoder - 1)
+    self.ring_size = ring_size(self.model, self.settings)
     self._encode = jax.jit(self._encode_impl)
     self._points = jax.jit(self._points_impl)
     self._mask = jax.jit(self._mask_impl)
@@ -154,31 +158,31 @@ class Sam2Predictor:
 
   @classmethod
   def from_config(cls, config, params=None, **kwargs) -> 'Sam2Predictor':
-    """A predictor from ``configs/sam2.py`` (its checkpoint converted unless params are given)."""
-    from memvos_jax.convert.sam2 import convert
-    from memvos_jax.convert.torch_pickle import load_state_dict
-    net = config.network
-    model = SAM2(trunk=trunk_items(config.size), image_size=net.image_size,
-                 hidden_dim=net.hidden_dim, mem_dim=net.mem_dim, num_maskmem=net.num_maskmem,
-                 memory_attention_layers=net.memory_attention_layers,
-                 sigmoid_scale_for_mem_enc=net.sigmoid_scale_for_mem_enc,
-                 sigmoid_bias_for_mem_enc=net.sigmoid_bias_for_mem_enc,
-                 dynamic_multimask_via_stability=net.dynamic_multimask_via_stability,
-                 dynamic_multimask_stability_delta=net.dynamic_multimask_stability_delta,
-                 dynamic_multimask_stability_thresh=net.dynamic_multimask_stability_thresh)
-    settings = Sam2Settings(num_maskmem=net.num_maskmem, **config.inference.to_dict())
+    """A predictor from ``configs/sam2.py``: ``config.checkpoint`` (official .pt/.npz or an
+    orbax folder) is loaded unless params are given."""
+    from memvos_jax import pipeline
+    model = pipeline.build_model(config)
+    fields = {f.name for f in dataclasses.fields(Sam2Settings)}
+    settings = Sam2Settings(**{k: v for k, v in config.inference.to_dict().items() if k in fields})
     if params is None:
       if not config.checkpoint:
         raise InputError('<config>', 'config.checkpoint is empty')
-      params = convert(load_state_dict(config.checkpoint), model, source=config.checkpoint)
+      params = pipeline.load_variables(config, model)
     return cls(params, model, settings, **kwargs)
 
   @classmethod
   def from_checkpoint(cls, path: str, size: str = 'tiny', **kwargs) -> 'Sam2Predictor':
-    """An official ``sam2.1_hiera_<size>.pt`` (or .npz); size tiny/small/base_plus/large."""
+    """An official ``sam2.1_hiera_<size>.pt`` (or .npz), or an orbax folder written by
+    ``python -m memvos_jax.convert --model sam2`` / ``checkpoint.save_variables``;
+    size tiny/small/base_plus/large."""
+    model = SAM2(trunk=trunk_items(size))
+    if os.path.isdir(path):
+      from memvos_jax.checkpoint import restore_variables
+      from memvos_jax.convert.sam2 import target_shapes
+      target = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype), target_shapes(model))
+      return cls(restore_variables(path, target), model, **kwargs)
     from memvos_jax.convert.sam2 import convert
     from memvos_jax.convert.torch_pickle import load_state_dict
-    model = SAM2(trunk=trunk_items(size))
     return cls(convert(load_state_dict(path), model, source=path), model, **kwargs)
 
   # --- compiled pieces ---------------------------------------------------------
@@ -190,13 +194,9 @@ class Sam2Predictor:
     return self._apply(params, image, method='encode_image')
 
   def _condition(self, params, feats, mem, frame, sign, num_frames, is_init):
-    st = self.settings
-
     def with_memory(_):
-      read = mb.read(mem, frame, sign, num_frames, st.num_maskmem, st.max_obj_ptrs_in_encoder)
-      memory, mpos, kmask, ns = self._apply(params, *read, method='memory_tokens')
-      return self._apply(params, feats['vision'], feats['vision_pos'], memory, mpos, kmask, ns,
-                         method='attend_memory')
+      return tracking.condition(self.model, params, self.settings, feats, mem, frame, sign,
+                                num_frames)
 
     def without(_):
       return self._apply(params, feats['vision'], method='no_memory')
@@ -215,51 +215,27 @@ class Sam2Predictor:
     return self._apply(params, feats['vision'], feats['s0'], feats['s1'], mask,
                        method='mask_as_output')
 
-  def _high_res(self, low_res):
-    s = self.model.image_size
-    return resize_bilinear(low_res[..., None], (s, s))[..., 0]
-
   def _memory_impl(self, params, feats, low_res, score, from_points):
     self.on_trace('memory')
-    out = self._apply(params, feats['vision'], self._high_res(low_res), score,
-                      from_points & self.settings.binarize_mask_from_pts_for_mem_enc,
-                      method='encode_memory')
-    return out.astype(jnp.bfloat16)
+    return tracking.encode_memory(self.model, params, feats, low_res, score,
+                                  from_points & self.settings.binarize_mask_from_pts_for_mem_enc)
 
   def _to_video_impl(self, low_res, hw):  # [K, 4h, 4w] -> [K, H, W]
     return jnp.moveaxis(resize_bilinear(jnp.moveaxis(low_res, 0, -1), hw), -1, 0)
-
-  def _track_object(self, params, feats, mem, frame, sign, num_frames):
-    """A tracked (non-conditioning) frame of one object: memory read, SAM heads, memory write."""
-    st = self.settings
-    multimask = st.multimask_output_in_sam and st.multimask_output_for_tracking and (
-        st.multimask_min_pt_num <= 0 <= st.multimask_max_pt_num)
-    pix = self._condition(params, feats, mem, frame, sign, num_frames, jnp.asarray(False))
-    coords = jnp.zeros((2, 2), jnp.float32)
-    labels = jnp.full((2,), -1, jnp.int32)
-    s = 4 * self.feat_hw[0]
-    out = self._apply(params, pix, feats['s0'], feats['s1'], coords, labels, jnp.ones((2,), bool),
-                      jnp.zeros((s, s)), False, multimask, method='sam_heads')
-    maskmem = self._apply(params, feats['vision'], self._high_res(out['low_res']), out['score'],
-                          False, method='encode_memory').astype(jnp.bfloat16)
-    return out, maskmem, mb.write(mem, maskmem, out['obj_ptr'], frame)
 
   def _chunk_impl(self, params, mems, images, frames, valid, sign, num_frames, video_hw):
     """Scan over a chunk of frames for all K objects. mems: ObjectMemory stacked [K, ...]."""
     self.on_trace('propagate')
     hh, ww = video_hw.shape
-    k = mems.count.shape[0]
-    c, m = self.model.hidden_dim, self.model.mem_dim
+    m = self.model.mem_dim
     h, w = self.feat_hw
 
     def body(mems, x):
       image, frame, ok = x
       is_cond, slot = jax.vmap(mb.cond_lookup, in_axes=(0, None))(mems, frame)
       need = ok & ~jnp.all(is_cond)
-      feats = jax.lax.cond(
-          need, lambda: self._apply(params, image, method='encode_image'),
-          lambda: jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(
-              lambda: self._apply(params, image, method='encode_image'))))
+      feats = jax.lax.cond(need, lambda: tracking.encode(self.model, params, image),
+                           lambda: tracking.no_features(self.model, params, image))
 
       def per_object(args):
         mem, cond_k, slot_k = args
@@ -271,7 +247,8 @@ class Sam2Predictor:
           return mem, out, jnp.zeros((h, w, m), jnp.bfloat16), jnp.asarray(False)
 
         def track(mem):
-          out, maskmem, mem = self._track_object(params, feats, mem, frame, sign, num_frames)
+          out, maskmem, mem = tracking.track(self.model, params, self.settings, feats, mem, frame,
+                                             sign, num_frames)
           return mem, out, maskmem, jnp.asarray(True)
 
         return jax.lax.cond(cond_k | ~ok, from_cond, track, mem)
@@ -395,12 +372,8 @@ class Sam2Predictor:
     mask = np.asarray(mask)
     if mask.ndim != 2:
       raise InputError('<mask>', f'mask must be 2-D, got shape {mask.shape}')
-    s = self.model.image_size
-    m = mask.astype(np.float32)
-    if m.shape != (s, s):
-      m = np.asarray(resize_with(jnp.asarray(m), bilinear_aa_matrix(m.shape[0], s),
-                                 bilinear_aa_matrix(m.shape[1], s)))
-      m = (m >= 0.5).astype(np.float32)
+    m = np.asarray(tracking.resize_mask(jnp.asarray(mask.astype(np.float32)),
+                                        self.model.image_size))
     obj = self._object(state, obj_id)
     obj.masks[frame_idx] = m
     obj.points.pop(frame_idx, None)

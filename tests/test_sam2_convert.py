@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, need_shared
-from memvos_jax.convert.sam2 import convert
+from memvos_jax.convert.sam2 import convert, unwrap
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.errors import CheckpointError
 from memvos_jax.models.sam2 import SAM2, trunk_items
@@ -21,10 +21,20 @@ def state():
   return make_checkpoint.build_state('sam2_random')
 
 
-def test_every_key_lands(state, tmp_path):
-  path = tmp_path / 'sam2.npz'
+@pytest.fixture(scope='module')
+def npz(state, tmp_path_factory):
+  path = tmp_path_factory.mktemp('sam2') / 'sam2.npz'
   np.savez(path, **state)
-  variables = convert(load_state_dict(str(path)), SAM2(), source=str(path))
+  return path
+
+
+@pytest.fixture(scope='module')
+def variables(npz):
+  """The fixture converted once from its .npz (shared by the tests below)."""
+  return convert(load_state_dict(str(npz)), SAM2(), source=str(npz))
+
+
+def test_every_key_lands(state, variables):
   leaves = jax.tree_util.tree_leaves(variables)
   assert len(leaves) == len(state) == 471
   assert sum(x.size for x in leaves) == sum(v.size for v in state.values())
@@ -42,8 +52,9 @@ def test_every_key_lands(state, tmp_path):
 
 
 def test_release_wrapper_accepted(state):
-  variables = convert({'model': state}, SAM2())
-  assert len(jax.tree_util.tree_leaves(variables)) == 471
+  assert unwrap({'model': state}) is state and unwrap(state) is state
+  with pytest.raises(CheckpointError, match='not a SAM 2 state_dict'):
+    unwrap({'model': {'a': 1}})
 
 
 @pytest.mark.parametrize('edit, words', [
@@ -65,19 +76,37 @@ def test_wrong_size_refused(state):
     convert(state, SAM2(trunk=trunk_items('small')), source='tiny_as_small.pt')
 
 
-def test_config_sizes_and_predictor(state, tmp_path):
+def test_config_sizes_and_drivers():
   from configs.sam2 import get_config
-  from memvos_jax.sam2_predictor import Sam2Predictor
-  assert [get_config(s).size for s in ('t', 'small', 'b+', 'large')] == [
+  from memvos_jax import families, pipeline
+  assert [get_config(s).network.size for s in ('t', 'small', 'b+', 'large')] == [
       'tiny', 'small', 'base_plus', 'large']
   with pytest.raises(ValueError):
     get_config('huge')
   config = get_config('tiny')
   with pytest.raises(AttributeError):
     config.inference.mem_evry = 3                      # locked
-  path = tmp_path / 'sam2.npz'
-  np.savez(path, **state)
-  config.checkpoint = str(path)
+  for key in ('chunk', 'max_objects', 'memory_capacity', 'max_obj_ptrs_in_encoder'):
+    assert key in config.inference                     # what eval.py / ClipSegmenter read
+  model = pipeline.build_model(get_config('large'))
+  assert families.of(model).name == 'sam2' and dict(model.trunk)['embed_dim'] == 144
+
+
+def test_orbax_folder(variables, tmp_path):
+  """A converted checkpoint saved as orbax loads in the predictor, its config and eval.py."""
+  from configs.sam2 import get_config
+  from memvos_jax import pipeline
+  from memvos_jax.checkpoint import save_variables
+  from memvos_jax.sam2_predictor import Sam2Predictor
+  folder = save_variables(str(tmp_path / 'orbax'), variables)
+  same = lambda a, b: jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, a, b))
+  pred = Sam2Predictor.from_checkpoint(folder, 'tiny')
+  assert same(pred.params, variables)
+  config = get_config('tiny')
+  config.checkpoint = folder
   pred = Sam2Predictor.from_config(config)
   assert pred.settings.add_all_frames_to_correct_as_cond and pred.ring_size == 15
-  assert len(jax.tree_util.tree_leaves(pred.params)) == 471
+  assert same(pred.params, variables)
+  assert same(pipeline.load_variables(config, pipeline.build_model(config)), variables)
+  with pytest.raises(CheckpointError):                 # tiny weights, small network
+    Sam2Predictor.from_checkpoint(folder, 'small')

@@ -89,9 +89,15 @@ def test_memory_write_is_fifo():
 
 @pytest.fixture(scope='module')
 def small():
+  """Random weights filled from the variable shapes (no compiled init: it costs minutes)."""
   model = SAM2(image_size=256)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((256, 256, 3), jnp.uint8))
-  return model, params
+  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((256, 256, 3), jnp.uint8))
+  rng = np.random.default_rng(0)
+  def fill(path, a):
+    if path[-1].key == 'scale':
+      return np.ones(a.shape, np.float32)
+    return (rng.standard_normal(a.shape) * 0.05).astype(np.float32)
+  return model, jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 def test_predictor_workflow(small):

@@ -94,3 +94,24 @@ def write(mem: ObjectMemory, feats, ptr, frame) -> ObjectMemory:
   return mem.replace(ring_feats=put(mem.ring_feats, feats), ring_ptr=put(mem.ring_ptr, ptr),
                      ring_frame=put(mem.ring_frame, frame), ring_age=put(mem.ring_age, mem.count),
                      count=mem.count + 1)
+
+
+def write_cond(mem: ObjectMemory, feats, ptr, frame, masks, score) -> ObjectMemory:
+  """Store a conditioning (prompted) frame: a free slot, else over the oldest but the first.
+
+  With as many slots as prompted frames (the VOS protocol gives each object
+  once: one slot) this is the official unbounded list; a full memory keeps
+  slot 0 (the first prompt) pinned and replaces the oldest other one.
+  """
+  cc = mem.cond_valid.shape[0]
+  free = ~mem.cond_valid
+  if cc > 1:
+    oldest = 1 + jnp.argmin(jnp.where(mem.cond_valid[1:], mem.cond_frame[1:], 2 ** 30))
+  else:
+    oldest = jnp.asarray(0)
+  slot = jnp.where(jnp.any(free), jnp.argmax(free), oldest)
+  put = lambda arr, new: jax.lax.dynamic_update_index_in_dim(
+      arr, jnp.asarray(new).astype(arr.dtype), slot, 0)
+  return mem.replace(cond_feats=put(mem.cond_feats, feats), cond_ptr=put(mem.cond_ptr, ptr),
+                     cond_frame=put(mem.cond_frame, frame), cond_valid=put(mem.cond_valid, True),
+                     cond_masks=put(mem.cond_masks, masks), cond_score=put(mem.cond_score, score))

@@ -50,6 +50,7 @@ def trunk_items(size: str) -> tuple:
 
 class SAM2(nn.Module):
   """SAM 2.1 with the official inference options of the released configs."""
+  family = 'sam2'   # memvos_jax.families entry (not a field)
   trunk: Any = tuple(TRUNKS['tiny'].items())
   image_size: int = 1024
   hidden_dim: int = 256
