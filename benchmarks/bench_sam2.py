@@ -23,19 +23,22 @@ Weights: the random ``sam2_random`` fixture (official Hiera-T layout) from
 ``../shared/fixtures`` when present (speed does not depend on the weights),
 else a random init. Official figure: ``../shared/BASELINE.md`` (SAM 2.1
 Hiera-T, bike, 1024x1024, 2-core CPU): ~0.29 object-frames/s.
+
+Unlike the other benchmarks, both cases run in this one process (peak RSS is
+cumulative: run ``--case long`` alone for its own figure). Shared parts (paths,
+fixture weights, peak RSS) are in ``_common.py``.
 """
 
 import argparse
 import json
-import pathlib
-import resource
 import sys
 import time
 
 import numpy as np
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / 'shared'
+import _common as common
+from _common import FIXTURES, REPO
+
 sys.path.insert(0, str(REPO))
 
 import jax  # noqa: E402
@@ -49,19 +52,15 @@ OFFICIAL_OBJECT_FPS = 0.29
 
 
 def load_params(model):
-  if (SHARED / 'fixtures' / 'sam2_random' / 'recipe.json').exists() and model.image_size:
-    sys.path.insert(0, str(SHARED / 'fixtures'))
-    import make_checkpoint
+  if (FIXTURES / 'sam2_random' / 'recipe.json').exists() and model.image_size:
     from memvos_jax.convert.sam2 import convert
-    return convert(make_checkpoint.build_state('sam2_random'), model, source='sam2_random')
+    return convert(common.fixture_state('sam2_random'), model, source='sam2_random')
   s = model.image_size
   return jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((s, s, 3), jnp.uint8))
 
 
 def clip_frames(name, n=None):
-  root = SHARED / 'data' / 'real_clips' / 'JPEGImages' / name
-  files = sorted(root.glob('*.jpg'))
-  frames = [np.asarray(Image.open(f).convert('RGB')) for f in files]
+  frames = [np.asarray(Image.open(f).convert('RGB')) for f in common.real_frames(name)]
   if n is not None:
     frames = [frames[i % len(frames)] for i in range(n)]
   return np.stack(frames)
@@ -122,12 +121,13 @@ def main():
       print('bike needs --image-size 1024 (the official setting); skipped')
       continue
     r = (case_bike if case == 'bike' else case_long)(model, params, args)
-    r['peak_rss_gb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)
+    # Peak RSS of this process so far (cumulative over the cases run), GiB.
+    r['peak_rss_gb'] = round(common.peak_rss_bytes() / 2 ** 30, 2)
     r['device'] = jax.devices()[0].device_kind
     print(json.dumps(r))
     results.append(r)
   if args.json:
-    pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
+    common.write_json(args.json, results)
 
 
 if __name__ == '__main__':
