@@ -1,17 +1,41 @@
-"""Training entry point (``python train.py --config configs/stcn.py``).
+"""Train a memory network for video object segmentation.
 
-Not implemented yet: the training system (grain data, sharded jit update,
-orbax checkpoints) is tracked by its own issue. This script says so instead
-of pretending to train.
+  python train.py --config configs/stcn.py --workdir=runs/stcn \
+      [--config.data.davis_root=DAVIS/2017/trainval] [--config.data.yvos_root=YouTube/train_480p] \
+      [--config.training.batch_size=4] [--config.training.num_steps=150000]
+  python train.py --config configs/stcn.py:stage0 --config.data.static_root=static/
+  python train.py --config configs/stcn.py:tiny --workdir=runs/tiny   # minutes on a CPU
+
+Without data folders it trains on the embedded synthetic videos (and says so).
+Running the same command again resumes from the newest checkpoint in the
+workdir. The logic lives in ``memvos_jax.training.trainer.train``.
 """
 
+import os
 import sys
 
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
 
-def main():
-  sys.exit('train.py: training is not implemented yet (see the training issue); '
-           'use eval.py for inference with converted official weights.')
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'stcn.py'),
+    'Config file (configs/stcn.py[:stage0|stage3|tiny]).', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', 'runs/stcn', 'Checkpoints, metrics and logs.')
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  from memvos_jax.errors import CheckpointError, InputError  # heavy imports after flags
+  from memvos_jax.training import trainer
+  try:
+    trainer.train(_CONFIG.value, _WORKDIR.value)
+  except (InputError, CheckpointError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == '__main__':
-  main()
+  app.run(main)

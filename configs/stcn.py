@@ -1,26 +1,57 @@
-"""STCN evaluation (and, later, training) config.
+"""STCN evaluation and training config.
 
-Usage: ``python eval.py --config configs/stcn.py --config.checkpoint=stcn.pth
+Evaluation: ``python eval.py --config configs/stcn.py --config.checkpoint=stcn.pth
 --config.data.root=DAVIS/2017/trainval --workdir=out``.
-``--config configs/stcn.py:runlocal`` is a small variant for CPUs and tests.
+Training:   ``python train.py --config configs/stcn.py --workdir=runs/stcn``
+(the official recipe, stage 3: DAVIS + YouTube-VOS; without data folders it
+trains on the embedded synthetic videos).
+
+Variants (``--config configs/stcn.py:<arg>``):
+  runlocal  small inference chunks for CPUs and tests (training as default);
+  stage0    official static-image pretraining (pseudo-videos from image+mask);
+  stage3    official main training (the default);
+  tiny      ResNet-18 keys, small dims, 128 px crops: learns in minutes on CPU.
 """
 
 import ml_collections
 
+# Official hyper-parameters (hkchengrex/STCN util/hyper_para.py, train.py,
+# model/model.py, model/losses.py, dataset/*.py).
+_STAGES = {
+    0: dict(batch_size=8, num_steps=300_000, lr_steps=(150_000,)),
+    3: dict(batch_size=4, num_steps=150_000, lr_steps=(125_000,)),
+}
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  arg = arg or 'stage3'
+  if arg not in ('stage3', 'stage0', 'runlocal', 'tiny'):
+    raise ValueError(f'configs/stcn.py: unknown variant {arg!r} '
+                     '(known: stage3, stage0, runlocal, tiny)')
   config = ml_collections.ConfigDict()
   config.model = 'stcn'
   # Official .pth / .npz state_dict, or an orbax folder written by
-  # ``python -m memvos_jax.convert``. Empty: random init (smoke tests only).
+  # ``python -m memvos_jax.convert`` or by training (``<workdir>/export``).
+  # Empty: random init. For training: the initial weights (e.g. the stage-0
+  # result for stage 3, the official ``load_network``).
   config.checkpoint = ''
 
   config.network = ml_collections.ConfigDict(dict(
       key_backbone='resnet50', value_backbone='resnet18', key_dim=64, value_dim=512))
 
   config.data = ml_collections.ConfigDict()
-  config.data.root = ''       # DAVIS (JPEGImages/480p/...) or YouTube-VOS layout
-  config.data.clips = ''      # comma-separated clip names; empty = all
+  config.data.root = ''       # eval.py: DAVIS (JPEGImages/480p/...) or YouTube-VOS layout
+  config.data.clips = ''      # eval.py: comma-separated clip names; empty = all
+  # Training data. All empty: the embedded synthetic videos (no download).
+  config.data.davis_root = ''   # DAVIS 2017 trainval layout (JPEGImages/480p/<clip>)
+  config.data.yvos_root = ''    # YouTube-VOS train layout (JPEGImages/<clip>, every 5th frame)
+  config.data.static_root = ''  # folders of XXX.jpg + XXX.png (searched recursively)
+  config.data.davis_repeat = 5  # official: DAVIS x5 + YouTube-VOS x1 per epoch
+  config.data.yvos_skip_divisor = 5  # YouTube-VOS frames are every 5th: max_skip // 5
+  config.data.synthetic_length = 40  # frames of a virtual synthetic video
+  config.data.synthetic_clips = 10_000  # synthetic videos per epoch (virtual)
+  config.data.threads = 2       # grain read threads
+  config.data.prefetch = 4      # batches prefetched
 
   config.inference = ml_collections.ConfigDict()
   config.inference.mem_every = 5
@@ -31,9 +62,79 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.inference.memory_capacity = 0
   config.inference.chunk = 8              # frames per scan (and per host transfer)
   config.inference.max_objects = 0       # 0 = the clip's object count (static per clip)
+  config.inference.eviction = 'fifo'     # full bank: 'fifo' (oldest) or 'lfu' (least used per age)
+
+  stage = 0 if arg == 'stage0' else 3
+  t = config.training = ml_collections.ConfigDict()
+  t.stage = stage             # 0: static images (single object); 3: videos
+  t.seed = 14159265           # official seed; also the data order
+  t.batch_size = _STAGES[stage]['batch_size']   # global batch (all devices)
+  t.num_steps = _STAGES[stage]['num_steps']
+  t.crop_size = 384
+  t.num_frames = 3            # frames per training clip (official: 3)
+  t.max_objects = 1 if stage == 0 else 2   # objects per sample (official: target + second)
+  # Max-skip curriculum (official, stage 3): max_skip = values[i] once the
+  # training fraction passes boundaries[i-1]; not used by stage 0.
+  t.max_skip_values = (5, 10, 15, 20, 25, 5)
+  t.max_skip_boundaries = (0.1, 0.2, 0.3, 0.4, 0.9)
+  t.reverse_prob = 0.5        # play the three frames backwards (official)
+  # Adam(lr, weight_decay=1e-7) with MultiStepLR(lr_steps, gamma).
+  t.learning_rate = 1e-5
+  t.weight_decay = 1e-7
+  t.lr_steps = _STAGES[stage]['lr_steps']
+  t.lr_gamma = 0.1
+  t.warmup_steps = 0          # linear warm-up (not official; used by tiny, from scratch)
+  # Random init only (no config.checkpoint): set the frozen BatchNorm statistics
+  # from the first batch (official starts from ImageNet statistics instead).
+  t.bn_from_data = True
+  # Bootstrapped cross-entropy: plain CE before start, then the top-p hardest
+  # pixels with p going linearly from 1 to top_p between start and end.
+  t.bce_start_warm = 20_000
+  t.bce_end_warm = 70_000
+  t.bce_top_p = 0.15
+  t.compute_dtype = 'float32'   # or 'bfloat16' (params kept in float32)
+  # How the clip is unrolled: 'scan' (jax.lax.scan), 'python' (the same step
+  # body in a Python loop), 'auto' = python on CPU (XLA:CPU compiles the
+  # convolutions of a scan's backward pass as plain loops: ~20x slower).
+  t.clip_loop = 'auto'
+  t.param_sharding = 'replicated'  # or 'sharded': each parameter split over the data axis
+  t.distributed = False       # jax.distributed.initialize() (multi-host)
+  # Checkpoints (orbax): every N steps, keep the last K.
+  t.checkpoint_every = 5_000
+  t.keep_checkpoints = 3
+  # Observability.
+  t.log_every = 100
+  t.eval_every = 10_000       # validation J&F on held-out synthetic clips (0: never)
+  t.eval_clips = 8
+  t.eval_frames = 10
+  t.eval_size = 0             # 0: crop_size
+  t.progress = True           # tqdm bar on stderr
 
   if arg == 'runlocal':
     config.inference.chunk = 4
+  if arg == 'tiny':
+    config.network = ml_collections.ConfigDict(dict(
+        key_backbone='resnet18', value_backbone='resnet18', key_dim=32, value_dim=128))
+    config.inference.chunk = 4
+    config.data.synthetic_length = 24
+    t.batch_size = 4
+    t.num_steps = 800
+    t.crop_size = 128
+    t.max_objects = 2
+    t.max_skip_values = (2, 3, 4, 5, 3)
+    t.max_skip_boundaries = (0.1, 0.2, 0.3, 0.8)
+    # From scratch (no ImageNet backbones): a larger rate, scaled schedules.
+    t.learning_rate = 2e-4
+    t.lr_steps = (700,)
+    t.warmup_steps = 20
+    # Bootstrapping from the start: the hardest pixels (mostly the objects'),
+    # so that a network learning from scratch does not settle on background.
+    t.bce_start_warm = 0
+    t.bce_end_warm = 100
+    t.checkpoint_every = 100
+    t.log_every = 10
+    t.eval_every = 200
+    t.eval_clips = 8
+    t.eval_frames = 8
   config.lock()
   return config
-

@@ -1,0 +1,192 @@
+"""The training input pipeline (grain): frame sampling, objects, batching, sharding.
+
+Sample ``g`` of the global stream (step ``g // global_batch``) is a pure
+function of (seed, g): the epoch permutation of the concatenated sources
+(official: DAVIS x5 + YouTube-VOS), the frames (official max-skip sampling,
+with the curriculum's max skip at that step), the augmentation and the
+objects all come from generators seeded by (seed, g). Each JAX process reads
+its own contiguous slice of every global batch (``ShardByJaxProcess``), so
+the global batch does not depend on the number of processes. The grain
+iterator state (one integer) is checkpointable; a restored iterator continues
+with exactly the next batch.
+
+A sample is {'frames': [T, S, S, 3] uint8, 'labels': [T, S, S] uint8 object
+slots (0 = background, k = object k-1), 'valid': [N] bool, 'index': [] int64}.
+"""
+
+import dataclasses
+
+import grain
+import numpy as np
+
+from memvos_jax.data import augment, sources, synthetic
+
+
+def max_skip_at(step: int, num_steps: int, values, boundaries) -> int:
+  """The curriculum: ``values[i]`` once step/num_steps passes ``boundaries[i-1]``."""
+  frac = step / max(num_steps, 1)
+  i = int(np.searchsorted(np.asarray(boundaries, np.float64), frac, side='right'))
+  return int(values[min(i, len(values) - 1)])
+
+
+def sample_frames(rng, length: int, max_skip: int, num: int = 3, reverse_prob: float = 0.5):
+  """Official ``VOSDataset`` frame choice, extended past three frames."""
+  mj = min(length, max_skip)
+  idx = [int(rng.integers(length - mj + 1))]
+  bounds = [length - mj, length - mj // 2]
+  for i in range(1, num):
+    nxt = idx[-1] + int(rng.integers(mj + 1)) + 1
+    bound = bounds[i - 1] if i - 1 < len(bounds) else length - 1
+    idx.append(min(nxt, bound, length - 1))
+  if rng.random() < reverse_prob:
+    idx = idx[::-1]
+  return idx
+
+
+def select_objects(rng, labels: np.ndarray, max_objects: int):
+  """Up to N random objects present in frame 0 -> (slot map [T, S, S], valid [N]).
+
+  Objects not chosen become background (official: target and second object).
+  """
+  present = np.unique(labels[0])
+  present = present[present != 0]
+  chosen = rng.permutation(present)[:max_objects] if len(present) else present
+  lut = np.zeros(256, np.uint8)
+  lut[chosen] = np.arange(1, len(chosen) + 1)
+  valid = np.arange(max_objects) < len(chosen)
+  return lut[labels], valid
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSpec:
+  """Everything a sample depends on (built from the config by ``spec_from_config``)."""
+  seed: int
+  global_batch: int
+  num_steps: int
+  crop_size: int
+  num_frames: int
+  max_objects: int
+  skip_values: tuple
+  skip_boundaries: tuple
+  reverse_prob: float
+  static: bool            # stage 0: static pseudo-videos, no skip
+
+
+class ClipSampler:
+  """grain random-access source: local position -> one augmented sample."""
+
+  def __init__(self, spec: PipelineSpec, srcs, repeats, skip_divisors,
+               shard_index: int = 0, shard_count: int = 1):
+    if spec.global_batch % shard_count:
+      raise ValueError(f'global batch {spec.global_batch} not divisible by '
+                       f'{shard_count} processes')
+    self.spec, self.srcs, self.skip_divisors = spec, srcs, skip_divisors
+    self.table = np.concatenate([
+        np.stack([np.full(len(s) * r, k), np.tile(np.arange(len(s)), r)], 1)
+        for k, (s, r) in enumerate(zip(srcs, repeats))])      # [L, 2] (source, item)
+    self.local_batch = spec.global_batch // shard_count
+    self.shard_index = shard_index
+
+  def __len__(self) -> int:
+    return self.spec.num_steps * self.local_batch
+
+  def global_index(self, j: int) -> int:
+    step, within = divmod(j, self.local_batch)
+    return step * self.spec.global_batch + self.shard_index * self.local_batch + within
+
+  def __getitem__(self, j: int):
+    return self.sample(self.global_index(int(j)))
+
+  def sample(self, g: int):
+    spec = self.spec
+    epoch, pos = divmod(g, len(self.table))
+    perm = np.random.default_rng([spec.seed, 1, epoch]).permutation(len(self.table))
+    k, item = self.table[perm[pos]]
+    src = self.srcs[k]
+    rng = np.random.default_rng([spec.seed, 2, g])
+    skip = max_skip_at(g // spec.global_batch, spec.num_steps, spec.skip_values,
+                       spec.skip_boundaries)
+    skip = max(1, skip // self.skip_divisors[k])
+    for _ in range(5):   # official: retry when frame 0 has no object
+      if spec.static:
+        idx = list(range(spec.num_frames))
+      else:
+        idx = sample_frames(rng, src.num_frames(item), skip, spec.num_frames,
+                            spec.reverse_prob)
+      frames, labels = src.load(item, idx, rng)
+      if isinstance(src, synthetic.SyntheticSource):
+        frames, labels = augment.light_clip(rng, frames, labels)
+      elif isinstance(src, sources.VideoFolderSource):
+        frames, labels = augment.video_clip(rng, frames, labels, spec.crop_size)
+      if (labels[0] != 0).any():
+        break
+    slots, valid = select_objects(rng, labels, spec.max_objects)
+    return {'frames': frames, 'labels': slots, 'valid': valid, 'index': np.int64(g)}
+
+
+def spec_from_config(config) -> PipelineSpec:
+  t = config.training
+  return PipelineSpec(
+      seed=t.seed, global_batch=t.batch_size, num_steps=t.num_steps,
+      crop_size=t.crop_size, num_frames=t.num_frames, max_objects=t.max_objects,
+      skip_values=tuple(t.max_skip_values), skip_boundaries=tuple(t.max_skip_boundaries),
+      reverse_prob=t.reverse_prob, static=t.stage == 0)
+
+
+def build_sources(config):
+  """(sources, repeats, skip divisors, description) for the configured data."""
+  d, t = config.data, config.training
+  srcs, repeats, divisors, names = [], [], [], []
+  if t.stage == 0:
+    if d.static_root:
+      srcs.append(sources.StaticFolderSource(d.static_root, 'static', t.num_frames,
+                                             t.crop_size))
+      repeats.append(1)
+      divisors.append(1)
+  else:
+    if d.davis_root:
+      srcs.append(sources.VideoFolderSource(d.davis_root, 'davis'))
+      repeats.append(d.davis_repeat)
+      divisors.append(1)
+    if d.yvos_root:
+      srcs.append(sources.VideoFolderSource(d.yvos_root, 'youtube-vos'))
+      repeats.append(1)
+      divisors.append(d.yvos_skip_divisor)
+    if d.static_root:
+      srcs.append(sources.StaticFolderSource(d.static_root, 'static', t.num_frames,
+                                             t.crop_size))
+      repeats.append(1)
+      divisors.append(1)
+  if not srcs:
+    settings = synthetic.SyntheticSettings(size=(t.crop_size, t.crop_size),
+                                           max_objects=max(t.max_objects, 1) + 1)
+    srcs.append(synthetic.SyntheticSource(settings, d.synthetic_length, d.synthetic_clips,
+                                          seed=t.seed))
+    repeats.append(1)
+    divisors.append(1)
+  for s, r in zip(srcs, repeats):
+    names.append(f'{s.name} ({len(s)} {"videos" if s.name != "static" else "images"}'
+                 f'{f" x{r}" if r != 1 else ""})')
+  return srcs, repeats, divisors, ', '.join(names)
+
+
+def make_dataset(config, shard_index: int | None = None, shard_count: int | None = None):
+  """(grain MapDataset of per-process batches, description of the data).
+
+  The process shard comes from ``grain.sharding.ShardByJaxProcess`` unless given.
+  """
+  if shard_index is None or shard_count is None:
+    opts = grain.sharding.ShardByJaxProcess(drop_remainder=True)
+    shard_index, shard_count = opts.shard_index, opts.shard_count
+  srcs, repeats, divisors, desc = build_sources(config)
+  sampler = ClipSampler(spec_from_config(config), srcs, repeats, divisors,
+                        shard_index, shard_count)
+  ds = grain.MapDataset.source(sampler).batch(sampler.local_batch, drop_remainder=True)
+  return ds, desc
+
+
+def make_iterator(ds, config):
+  """A checkpointable grain iterator (``get_state``/``set_state``) over ``ds``."""
+  opts = grain.ReadOptions(num_threads=config.data.threads,
+                           prefetch_buffer_size=config.data.prefetch)
+  return iter(ds.to_iter_dataset(opts))

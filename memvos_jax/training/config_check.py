@@ -1,0 +1,70 @@
+"""Training config validation, run before anything is built or compiled.
+
+Unknown keys and wrongly typed overrides are refused by the locked
+``ml_collections`` config itself (at flag parsing); this checks values and
+their consistency with the machine. Every problem raises
+``InputError('config.<key>', problem)``.
+"""
+
+import os
+
+from memvos_jax.errors import InputError
+from memvos_jax.models.resnet import _ARCH
+
+
+def _need(ok: bool, key: str, problem: str):
+  if not ok:
+    raise InputError(f'config.{key}', problem)
+
+
+def check(config, num_devices: int, num_processes: int = 1):
+  t, d, n = config.training, config.data, config.network
+  _need(config.model == 'stcn', 'model', f'unknown model {config.model!r} (known: stcn)')
+  for key in ('key_backbone', 'value_backbone'):
+    _need(n[key] in _ARCH, f'network.{key}', f'{n[key]!r} is not one of {sorted(_ARCH)}')
+  _need(n.key_dim > 0, 'network.key_dim', 'must be > 0')
+  _need(n.value_dim >= 16 and n.value_dim % 16 == 0, 'network.value_dim',
+        f'{n.value_dim} must be a positive multiple of 16 (CBAM reduction)')
+  _need(t.stage in (0, 3), 'training.stage', f'{t.stage} is not 0 (static) or 3 (video)')
+  _need(t.batch_size > 0, 'training.batch_size', 'must be > 0')
+  _need(t.batch_size % num_devices == 0, 'training.batch_size',
+        f'{t.batch_size} is not divisible by the {num_devices} devices '
+        '(the global batch is split evenly over them)')
+  _need(t.batch_size % num_processes == 0, 'training.batch_size',
+        f'{t.batch_size} is not divisible by the {num_processes} processes')
+  _need(t.num_steps > 0, 'training.num_steps', 'must be > 0')
+  _need(t.crop_size >= 32 and t.crop_size % 16 == 0, 'training.crop_size',
+        f'{t.crop_size} must be a multiple of 16 and >= 32')
+  _need(t.num_frames >= 2, 'training.num_frames', 'must be >= 2')
+  _need(t.max_objects >= 1, 'training.max_objects', 'must be >= 1')
+  _need(len(t.max_skip_values) == len(t.max_skip_boundaries) + 1, 'training.max_skip_values',
+        f'needs one more entry ({len(t.max_skip_values)}) than max_skip_boundaries '
+        f'({len(t.max_skip_boundaries)})')
+  _need(all(v >= 1 for v in t.max_skip_values), 'training.max_skip_values', 'must be >= 1')
+  _need(list(t.max_skip_boundaries) == sorted(t.max_skip_boundaries), 'training.max_skip_boundaries',
+        'must be increasing')
+  _need(t.learning_rate > 0, 'training.learning_rate', 'must be > 0')
+  _need(t.warmup_steps >= 0, 'training.warmup_steps', 'must be >= 0')
+  _need(0 < t.bce_top_p <= 1, 'training.bce_top_p', 'must be in (0, 1]')
+  _need(t.bce_end_warm >= t.bce_start_warm, 'training.bce_end_warm', 'must be >= bce_start_warm')
+  _need(t.compute_dtype in ('float32', 'bfloat16'), 'training.compute_dtype',
+        f'{t.compute_dtype!r} is not float32 or bfloat16')
+  _need(t.param_sharding in ('replicated', 'sharded'), 'training.param_sharding',
+        f'{t.param_sharding!r} is not replicated or sharded')
+  _need(t.clip_loop in ('auto', 'scan', 'python'), 'training.clip_loop',
+        f'{t.clip_loop!r} is not auto, scan or python')
+  for key in ('checkpoint_every', 'keep_checkpoints', 'log_every'):
+    _need(t[key] > 0, f'training.{key}', 'must be > 0')
+  _need(t.eval_every >= 0, 'training.eval_every', 'must be >= 0 (0: no validation)')
+  _need(t.eval_frames >= 3, 'training.eval_frames', 'must be >= 3 (J&F skips first and last)')
+  _need(t.eval_size == 0 or t.eval_size % 16 == 0, 'training.eval_size',
+        'must be 0 or a multiple of 16')
+  _need(d.threads >= 0 and d.prefetch >= 0, 'data.threads', 'threads/prefetch must be >= 0')
+  for key in ('davis_root', 'yvos_root', 'static_root'):
+    if d[key]:
+      _need(os.path.isdir(d[key]), f'data.{key}', f'folder {d[key]} does not exist')
+  if t.stage == 0 and (d.davis_root or d.yvos_root):
+    raise InputError('config.training.stage', 'stage 0 trains on data.static_root only; '
+                     'unset data.davis_root/yvos_root or use stage 3')
+  if config.checkpoint:
+    _need(os.path.exists(config.checkpoint), 'checkpoint', f'{config.checkpoint} does not exist')

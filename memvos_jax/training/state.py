@@ -1,0 +1,62 @@
+"""Train state, optimiser and initial variables.
+
+Adam with L2 weight decay added to the gradient (torch ``Adam(weight_decay)``)
+and a step decay (``MultiStepLR``): the official STCN optimiser. Only
+``params`` train; BatchNorm statistics stay frozen (``batch_stats`` are
+carried unchanged), as the official network always runs in eval mode.
+"""
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from memvos_jax import pipeline
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array          # [] int32: updates done
+  params: Any              # trained
+  batch_stats: Any         # frozen BatchNorm statistics
+  opt_state: Any
+
+  @property
+  def variables(self):
+    return {'params': self.params, 'batch_stats': self.batch_stats}
+
+
+def lr_schedule(config):
+  """MultiStepLR(lr_steps, gamma), times a linear warm-up over ``warmup_steps`` (0: none)."""
+  t = config.training
+  decay = optax.piecewise_constant_schedule(
+      t.learning_rate, {int(s): t.lr_gamma for s in t.lr_steps})
+  if not t.warmup_steps:
+    return decay
+  return lambda step: decay(step) * jnp.minimum(1.0, (step + 1) / t.warmup_steps)
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  return optax.chain(
+      optax.add_decayed_weights(config.training.weight_decay),
+      optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+      optax.scale_by_learning_rate(lr_schedule(config)))
+
+
+def init_variables(config, model):
+  """``config.checkpoint`` (official .pth/.npz or orbax folder), else random init."""
+  if config.checkpoint:
+    return pipeline.load_variables(config, model)
+  size = 64
+  image = jnp.zeros((1, size, size, 3), jnp.float32)
+  masks = jnp.zeros((max(config.training.max_objects, 1), size, size), jnp.float32)
+  return model.init(jax.random.key(config.training.seed), image, masks)
+
+
+def create_state(variables, optimizer) -> TrainState:
+  params = variables['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get('batch_stats', {}),
+                    opt_state=optimizer.init(params))

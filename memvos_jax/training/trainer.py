@@ -1,0 +1,153 @@
+"""The training loop: importable (``train(config, workdir)``) from scripts and notebooks.
+
+Order of work: validate the config and the data folders (no compilation
+yet), build the model and the mesh, restore the newest readable checkpoint
+(state and data iterator) or initialise, then run the jitted update with a
+progress bar, metrics (TensorBoard + JSON lines), checkpoints every N steps
+and validation J&F on held-out synthetic clips. Ends with a summary.
+"""
+
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+import tqdm
+
+from memvos_jax import pipeline
+from memvos_jax.data import sampling
+from memvos_jax.training import bn_init, checkpointing, config_check, evaluation, forward
+from memvos_jax.training import update as update_lib
+from memvos_jax.training import state as state_lib
+from memvos_jax.training.writers import MetricWriter
+
+
+def _log(msg: str):
+  tqdm.tqdm.write(msg, file=sys.stdout)
+  sys.stdout.flush()
+
+
+def train(config, workdir: str, devices=None) -> dict:
+  """Train (or resume) in ``workdir``; returns the summary (also ``summary.json``)."""
+  t = config.training
+  if t.distributed:
+    jax.distributed.initialize()
+  devices = list(devices) if devices is not None else jax.devices()
+  config_check.check(config, len(devices), jax.process_count())
+  ds, desc = sampling.make_dataset(config)        # data folders checked here
+  if not (config.data.davis_root or config.data.yvos_root or config.data.static_root):
+    desc = ('no data folder configured (data.davis_root / yvos_root / static_root): '
+            f'training on the embedded synthetic videos, {desc}')
+  lead = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  if lead:
+    _log(f'data: {desc}')
+
+  model = pipeline.build_model(config)
+  optimizer = state_lib.make_optimizer(config)
+  abstract_vars = jax.eval_shape(lambda: state_lib.init_variables(config, model))
+  abstract = jax.eval_shape(lambda v: state_lib.create_state(v, optimizer), abstract_vars)
+  mesh = update_lib.make_mesh(devices)
+  update, state_sh = update_lib.make_update(model, config, optimizer, mesh, abstract)
+
+  mngr = checkpointing.manager(workdir, t.keep_checkpoints)
+  data_iter = sampling.make_iterator(ds, config)
+  state = checkpointing.restore(mngr, abstract, state_sh, data_iter)
+  start = 0 if state is None else int(jax.device_get(state.step))
+  if state is None:
+    variables = state_lib.init_variables(config, model)
+    if not config.checkpoint and t.bn_from_data:
+      first = next(sampling.make_iterator(ds, config))   # batch 0, not consumed from data_iter
+      variables = bn_init.calibrate(model, variables, forward.normalize(first['frames']),
+                                    first['labels'], first['valid'])
+    state = jax.jit(lambda v: state_lib.create_state(v, optimizer),
+                    out_shardings=state_sh)(variables)
+    del variables
+  if lead:
+    _log(f'model: STCN {dict(config.network)}; {len(devices)} device(s) '
+         f'({devices[0].platform}), global batch {t.batch_size}, '
+         f'{t.crop_size}px crops, {t.num_frames} frames, {t.max_objects} object(s)')
+    _log(f'workdir: {os.path.abspath(workdir)} '
+         + (f'(resumed from step {start})' if start else '(new run)'))
+
+  writer = MetricWriter(workdir, enabled=lead)
+  validator = evaluation.Validator(config, model) if t.eval_every and lead else None
+  schedule = state_lib.lr_schedule(config)
+  bar = tqdm.tqdm(total=t.num_steps, initial=start, desc='train', unit='step',
+                  disable=not (t.progress and lead), file=sys.stderr, dynamic_ncols=True)
+  pending, last, val, saved = [], None, None, None
+  t_start = t_window = time.perf_counter()
+  steps_done = 0
+  try:
+    for step in range(start + 1, t.num_steps + 1):
+      batch = next(data_iter)
+      indices = batch.pop('index')
+      state, metrics = update(state, update_lib.put_batch(batch, mesh))
+      pending.append((step, metrics, indices))
+      steps_done += 1
+      bar.update(1)
+      if step % t.log_every == 0 or step == t.num_steps:
+        now = time.perf_counter()
+        rate = len(pending) / max(now - t_window, 1e-9)
+        t_window = now
+        for s, m, idx in pending:
+          m = {k: float(v) for k, v in jax.device_get(m).items()}
+          m['lr'] = float(schedule(s - 1))
+          m['steps_per_sec'] = rate
+          writer.write(s, m, indices=[int(i) for i in idx])
+          last = m
+        pending = []
+        bar.set_postfix(loss=f'{last["loss"]:.4f}', iou=f'{last["iou"]:.3f}',
+                        steps_s=f'{rate:.3f}', refresh=False)
+      if step % t.checkpoint_every == 0 or step == t.num_steps:
+        saved = checkpointing.save(mngr, state, data_iter)
+        if lead:
+          _log(f'step {step}: checkpoint saved: {mngr.directory}/{saved}')
+      if validator is not None and (step % t.eval_every == 0 or step == t.num_steps):
+        val = validator(checkpointing.as_numpy(state.variables))
+        writer.write(step, {f'val/{k}': v for k, v in val.items()}
+                     | {f'val/copy_first_{k}': v for k, v in validator.baseline.items()})
+        _log(f'step {step}: held-out J&F {val["J&F"]:.4f} (J {val["J"]:.4f}, F {val["F"]:.4f}); '
+             f'copy-first-frame {validator.baseline["J&F"]:.4f}')
+  finally:
+    bar.close()
+    writer.close()
+  seconds = time.perf_counter() - t_start
+  final = int(jax.device_get(state.step))
+  saved = saved if saved is not None else (mngr.latest_step() if mngr.all_steps() else None)
+  summary = {
+      'steps': final, 'steps_this_run': steps_done, 'seconds': seconds,
+      'steps_per_sec': steps_done / max(seconds, 1e-9),
+      'final_loss': last['loss'] if last else None,
+      'checkpoint': f'{mngr.directory}/{saved}' if saved is not None else None,
+      'variables': checkpointing.variables_path(workdir, saved) if saved is not None else None,
+      'validation': val, 'copy_first_frame': validator.baseline if validator else None,
+      'data': desc,
+  }
+  mngr.close()
+  if lead:
+    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
+      json.dump(summary, f, indent=1)
+    _log(_summary_text(summary, workdir))
+  return summary
+
+
+def _summary_text(s: dict, workdir: str) -> str:
+  lines = ['', '=== training summary ===',
+           f'steps: {s["steps"]} ({s["steps_this_run"]} this run, {s["seconds"]:.0f}s, '
+           f'{s["steps_per_sec"]:.3f} steps/s)']
+  if s['final_loss'] is not None:
+    lines.append(f'final loss: {s["final_loss"]:.4f}')
+  if s['validation']:
+    v, b = s['validation'], s['copy_first_frame']
+    lines.append(f'held-out J&F: {v["J&F"]:.4f} (copy-first-frame baseline {b["J&F"]:.4f}, '
+                 f'{v["J&F"] - b["J&F"]:+.4f})')
+  if s['checkpoint']:
+    lines.append(f'checkpoint: {s["checkpoint"]}')
+    lines.append(f'evaluate: python eval.py --config <this config> '
+                 f'--config.checkpoint={s["variables"]} --config.data.root=... --workdir=...')
+  lines.append(f'metrics: {os.path.join(os.path.abspath(workdir), "metrics.jsonl")}, '
+               f'TensorBoard: {os.path.join(os.path.abspath(workdir), "tensorboard")}')
+  return '\n'.join(lines)
