@@ -98,10 +98,12 @@ class StreamingSession:
     return self._ids[np.asarray(out.mask[0])]
 
 
-def load(model: str = 'stcn', checkpoint: str = '', **settings) -> Segmenter:
+def load(model: str = 'stcn', checkpoint: str = '', variant: str | None = None,
+         **settings) -> Segmenter:
   """A Segmenter from a model name and an official .pth/.npz or orbax checkpoint.
 
-  ``settings`` override ``configs/<model>.py``'s ``inference`` entries
+  ``variant`` picks ``configs/<model>.py:<variant>`` (e.g. a ``tiny`` training
+  checkpoint). ``settings`` override the config's ``inference`` entries
   (e.g. ``mem_every``, ``top_k``, ``memory_capacity``) and ``chunk`` (default 1).
   """
   import importlib.util
@@ -111,7 +113,7 @@ def load(model: str = 'stcn', checkpoint: str = '', **settings) -> Segmenter:
   spec = importlib.util.spec_from_file_location(f'memvos_config_{model}', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config()
+  config = module.get_config(variant) if variant else module.get_config()
   config.checkpoint = checkpoint
   net = pipeline.build_model(config)
   options = config.inference.to_dict()
