@@ -10,9 +10,7 @@ length: the acceptance is 2,000-frame RSS within 10% of 200-frame RSS.
 """
 
 import argparse
-import os
 import pathlib
-import resource
 import subprocess
 import sys
 import tempfile

@@ -17,13 +17,19 @@ def need_shared(*parts):
   return path
 
 
+def official_state(name: str) -> dict:
+  """Fixture ``name``'s official-format state_dict, rebuilt by make_checkpoint (no torch)."""
+  need_shared('fixtures', name, 'recipe.json')
+  sys.path.insert(0, str(SHARED / 'fixtures'))
+  import make_checkpoint  # noqa: E402
+  return make_checkpoint.build_state(name)
+
+
 @pytest.fixture(scope='session')
 def stcn_npz(tmp_path_factory):
   """The stcn_random fixture rebuilt as .npz (no torch needed)."""
-  need_shared('fixtures', 'stcn_random', 'recipe.json')
-  sys.path.insert(0, str(SHARED / 'fixtures'))
-  import make_checkpoint  # noqa: E402
   import numpy as np
+  state = official_state('stcn_random')
   out = tmp_path_factory.mktemp('ckpt') / 'stcn_random.npz'
-  np.savez(out, **make_checkpoint.build_state('stcn_random'))
+  np.savez(out, **state)
   return out

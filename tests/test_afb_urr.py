@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, SHARED, need_shared
+from conftest import REPO, need_shared
+from conftest import official_state as rebuild_state
 from memvos_jax import api, families, inference
 from memvos_jax.convert import afb_urr as convert_afb
 from memvos_jax.errors import CheckpointError
@@ -186,10 +187,7 @@ def test_api_segment_and_stream_equal_the_scan(single):
 
 @pytest.fixture(scope='module')
 def official_state():
-  need_shared('fixtures', 'afb_urr_random', 'recipe.json')
-  sys.path.insert(0, str(SHARED / 'fixtures'))
-  import make_checkpoint  # noqa: E402
-  return make_checkpoint.build_state('afb_urr_random')
+  return rebuild_state('afb_urr_random')
 
 
 def test_converter_maps_every_weight_and_lists_what_it_ignores(official_state):

@@ -8,12 +8,11 @@ LFU removals. The scan is driven one frame per call so the banks can be
 inspected after every update.
 """
 
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import SHARED, need_shared
+from conftest import need_shared, official_state
 from memvos_jax import families, inference
 from memvos_jax.data import video_folder
 
@@ -23,12 +22,9 @@ PROB_FRACTION = 0.999
 
 @pytest.fixture(scope='module')
 def afb_variables():
-  need_shared('fixtures', 'afb_urr_random', 'recipe.json')
-  sys.path.insert(0, str(SHARED / 'fixtures'))
-  import make_checkpoint  # noqa: E402
   family = families.get('afb_urr')
   model = family.build()
-  state = make_checkpoint.build_state('afb_urr_random')
+  state = official_state('afb_urr_random')
   return model, family.convert(state, model, source='afb_urr_random')
 
 

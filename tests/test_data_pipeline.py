@@ -10,7 +10,7 @@ from PIL import Image
 
 from configs import stcn
 from memvos_jax.data import sampling, sources, synthetic
-from memvos_jax.data.video_folder import davis_palette
+
 from memvos_jax.errors import InputError
 
 from conftest import need_shared

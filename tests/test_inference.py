@@ -5,7 +5,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from memvos_jax import inference
 from memvos_jax.models import STCN

@@ -1,12 +1,11 @@
 """SAM 2 checkpoint conversion: the fixture's official-format state_dict, strictly (needs ../shared)."""
 
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import SHARED, need_shared
+from conftest import official_state
 from memvos_jax.convert.sam2 import convert, unwrap
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.errors import CheckpointError
@@ -15,10 +14,7 @@ from memvos_jax.models.sam2 import SAM2, trunk_items
 
 @pytest.fixture(scope='module')
 def state():
-  need_shared('fixtures', 'sam2_random', 'recipe.json')
-  sys.path.insert(0, str(SHARED / 'fixtures'))
-  import make_checkpoint  # noqa: E402
-  return make_checkpoint.build_state('sam2_random')
+  return official_state('sam2_random')
 
 
 @pytest.fixture(scope='module')

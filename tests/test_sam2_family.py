@@ -16,17 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, SHARED, need_shared
+from conftest import REPO, SHARED, need_shared, official_state
 from memvos_jax import families
 from memvos_jax.sam2_predictor import Sam2Predictor, Sam2Settings
 
 
 @pytest.fixture(scope='module')
 def fixture_state():
-  need_shared('fixtures', 'sam2_random', 'recipe.json')
-  sys.path.insert(0, str(SHARED / 'fixtures'))
-  import make_checkpoint  # noqa: E402
-  return make_checkpoint.build_state('sam2_random')
+  return official_state('sam2_random')
 
 
 @pytest.fixture(scope='module')

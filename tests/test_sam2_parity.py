@@ -10,12 +10,11 @@ of pixels. One Hiera-T run at 1024x1024 (about two minutes on 2 CPU cores).
 """
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import SHARED, need_shared
+from conftest import need_shared, official_state
 from memvos_jax.convert.sam2 import convert
 from memvos_jax.models.sam2 import SAM2
 from memvos_jax.sam2_predictor import Sam2Predictor
@@ -29,9 +28,7 @@ def bike_run():
   need_shared('fixtures', 'sam2_random', 'recipe.json')
   clip = need_shared('data', 'real_clips', 'JPEGImages', 'bike')
   expected = np.load(need_shared('fixtures', 'sam2_random', 'expected', 'bike.npz'))
-  sys.path.insert(0, str(SHARED / 'fixtures'))
-  import make_checkpoint  # noqa: E402
-  params = convert(make_checkpoint.build_state('sam2_random'), SAM2(), source='sam2_random')
+  params = convert(official_state('sam2_random'), SAM2(), source='sam2_random')
   traces = []
   pred = Sam2Predictor(params, SAM2(), on_trace=traces.append)
   state = pred.init_state(str(clip))

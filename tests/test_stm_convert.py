@@ -1,12 +1,11 @@
 """STM checkpoint conversion: strict key checks, optional DataParallel prefix (needs ../shared)."""
 
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import SHARED, need_shared
+from conftest import official_state
 from memvos_jax.convert import stm as convert_stm
 from memvos_jax.errors import CheckpointError
 
@@ -14,10 +13,7 @@ from memvos_jax.errors import CheckpointError
 @pytest.fixture(scope='module')
 def state():
   """The stm_random fixture's state_dict, keys with ``module.`` as released."""
-  need_shared('fixtures', 'stm_random', 'recipe.json')
-  sys.path.insert(0, str(SHARED / 'fixtures'))
-  import make_checkpoint  # noqa: E402
-  return make_checkpoint.build_state('stm_random')
+  return official_state('stm_random')
 
 
 def test_prefix_is_optional(state):

@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 import memvos_jax
-from conftest import REPO, SHARED, need_shared
+from conftest import REPO, need_shared, official_state
 from memvos_jax import pipeline
 from memvos_jax.data import video_folder
 
@@ -39,11 +39,9 @@ NOISE_FLOOR = {2: (0.97, 0.88), 3: (0.89, 0.72)}
 
 @pytest.fixture(scope='module')
 def stm_npz(tmp_path_factory):
-  need_shared('fixtures', 'stm_random', 'recipe.json')
-  sys.path.insert(0, str(SHARED / 'fixtures'))
-  import make_checkpoint  # noqa: E402
+  state = official_state('stm_random')
   out = tmp_path_factory.mktemp('ckpt') / 'stm_random.npz'
-  np.savez(out, **make_checkpoint.build_state('stm_random'))
+  np.savez(out, **state)
   return out
 
 

@@ -7,8 +7,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
-import warnings
 
 import grain
 import jax

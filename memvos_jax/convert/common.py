@@ -13,7 +13,6 @@ Flax leaf must be filled, or a CheckpointError lists the offending keys.
 from typing import Any, Iterable, Mapping
 
 import flax
-import jax
 import numpy as np
 
 from memvos_jax.errors import CheckpointError

@@ -6,7 +6,6 @@ object (the objects are the batch axis; skips are broadcast over it).
 """
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from memvos_jax.models.layers import ResBlock, UpsampleBlock, conv, upsample
 

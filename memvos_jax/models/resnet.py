@@ -9,7 +9,6 @@ rename model-specific prefixes (e.g. STCN's ``res2``) onto them.
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from memvos_jax.models.layers import conv
 

@@ -13,7 +13,6 @@ import sys
 import time
 
 import jax
-import numpy as np
 import tqdm
 
 from memvos_jax import pipeline

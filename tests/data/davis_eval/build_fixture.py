@@ -18,7 +18,6 @@ values from its ``DAVISEvaluation``, are written to ``expected/``.
 """
 
 import argparse
-import json
 import os
 import pathlib
 import shutil
