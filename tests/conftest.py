@@ -25,11 +25,16 @@ def official_state(name: str) -> dict:
   return make_checkpoint.build_state(name)
 
 
+def official_npz(tmp_path_factory, name: str) -> pathlib.Path:
+  """Fixture ``name`` written as an official-format .npz in a temporary folder."""
+  import numpy as np
+  state = official_state(name)
+  out = tmp_path_factory.mktemp('ckpt') / f'{name}.npz'
+  np.savez(out, **state)
+  return out
+
+
 @pytest.fixture(scope='session')
 def stcn_npz(tmp_path_factory):
   """The stcn_random fixture rebuilt as .npz (no torch needed)."""
-  import numpy as np
-  state = official_state('stcn_random')
-  out = tmp_path_factory.mktemp('ckpt') / 'stcn_random.npz'
-  np.savez(out, **state)
-  return out
+  return official_npz(tmp_path_factory, 'stcn_random')

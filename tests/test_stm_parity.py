@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 import memvos_jax
-from conftest import REPO, need_shared, official_state
+from conftest import REPO, need_shared, official_npz
 from memvos_jax import pipeline
 from memvos_jax.data import video_folder
 
@@ -39,10 +39,7 @@ NOISE_FLOOR = {2: (0.97, 0.88), 3: (0.89, 0.72)}
 
 @pytest.fixture(scope='module')
 def stm_npz(tmp_path_factory):
-  state = official_state('stm_random')
-  out = tmp_path_factory.mktemp('ckpt') / 'stm_random.npz'
-  np.savez(out, **state)
-  return out
+  return official_npz(tmp_path_factory, 'stm_random')
 
 
 @pytest.fixture(scope='module')

@@ -107,6 +107,14 @@ def _gray(x):
   return np.repeat(g[..., None], 3, axis=-1)
 
 
+def _photometric(rng, im, clip_color, gray, jitter) -> np.ndarray:
+  """Clip-wide colour jitter, optional greyscale, then a per-frame jitter -> uint8 [H, W, 3]."""
+  x = clip_color(np.asarray(im, np.float32))
+  x = _gray(x) if gray else x
+  x = color_jitter(rng, *jitter)(x)
+  return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
 def video_clip(rng, frames, labels, out_size: int, crop_scale=(0.36, 1.0),
                degrees=15.0, shear=10.0):
   """frames [T, H, W, 3] uint8, labels [T, H, W] uint8 -> the same at out_size^2."""
@@ -123,10 +131,7 @@ def video_clip(rng, frames, labels, out_size: int, crop_scale=(0.36, 1.0),
     if flip:
       im, lb = im.transpose(Image.FLIP_LEFT_RIGHT), lb.transpose(Image.FLIP_LEFT_RIGHT)
     im, lb = apply_affine(im, lb, random_affine(rng, im.size, degrees, shear=shear))
-    x = clip_color(np.asarray(im, np.float32))
-    x = _gray(x) if gray else x
-    x = color_jitter(rng, 0.01, 0.01, 0.01)(x)
-    out_f[i] = np.clip(np.round(x), 0, 255).astype(np.uint8)
+    out_f[i] = _photometric(rng, im, clip_color, gray, (0.01, 0.01, 0.01))
     out_l[i] = np.asarray(lb)
   return out_f, out_l
 
@@ -154,10 +159,7 @@ def static_clip(rng, image, label, out_size: int, num_frames: int = 3):
     left = int(rng.integers(0, nw - out_size + 1))
     box = (left, top, left + out_size, top + out_size)
     im, lb = im.crop(box), lb.crop(box)
-    x = clip_color(np.asarray(im, np.float32))
-    x = _gray(x) if gray else x
-    x = color_jitter(rng, 0.1, 0.05, 0.05)(x)
-    out_f[i] = np.clip(np.round(x), 0, 255).astype(np.uint8)
+    out_f[i] = _photometric(rng, im, clip_color, gray, (0.1, 0.05, 0.05))
     out_l[i] = np.asarray(lb)
   return out_f, out_l
 
