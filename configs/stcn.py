@@ -10,7 +10,8 @@ Variants (``--config configs/stcn.py:<arg>``):
   runlocal  small inference chunks for CPUs and tests (training as default);
   stage0    official static-image pretraining (pseudo-videos from image+mask);
   stage3    official main training (the default);
-  tiny      ResNet-18 keys, small dims, 128 px crops: learns in minutes on CPU.
+  tiny      ResNet-18 keys, small dims, 128 px crops, still clips first: learns
+            from random weights in ~16 minutes on a 2-core CPU (docs/training.md).
 """
 
 import ml_collections
@@ -37,7 +38,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint = ''
 
   config.network = ml_collections.ConfigDict(dict(
-      key_backbone='resnet50', value_backbone='resnet18', key_dim=64, value_dim=512))
+      key_backbone='resnet50', value_backbone='resnet18', key_dim=64, value_dim=512,
+      decoder_dims=(512, 256, 256)))
 
   config.data = ml_collections.ConfigDict()
   config.data.root = ''       # eval.py: DAVIS (JPEGImages/480p/...) or YouTube-VOS layout
@@ -114,18 +116,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.inference.chunk = 4
   if arg == 'tiny':
     config.network = ml_collections.ConfigDict(dict(
-        key_backbone='resnet18', value_backbone='resnet18', key_dim=32, value_dim=128))
+        key_backbone='resnet18', value_backbone='resnet18', key_dim=32, value_dim=128,
+        decoder_dims=(128, 64, 64)))
     config.inference.chunk = 4
     config.data.synthetic_length = 24
     t.batch_size = 4
-    t.num_steps = 800
+    t.num_steps = 1400
     t.crop_size = 128
     t.max_objects = 2
-    t.max_skip_values = (2, 3, 4, 5, 3)
-    t.max_skip_boundaries = (0.1, 0.2, 0.3, 0.8)
+    # Still clips first (max skip 0: one frame repeated), the role of the
+    # official static stage 0: from scratch, the network must learn to read a
+    # mask back out of memory before matching across motion can pay off.
+    t.max_skip_values = (0, 2, 3, 4, 5, 3)
+    t.max_skip_boundaries = (0.06, 0.15, 0.3, 0.5, 0.85)
     # From scratch (no ImageNet backbones): a larger rate, scaled schedules.
     t.learning_rate = 2e-4
-    t.lr_steps = (700,)
+    t.lr_steps = (1200,)
     t.warmup_steps = 20
     # Bootstrapping from the start: the hardest pixels (mostly the objects'),
     # so that a network learning from scratch does not settle on background.

@@ -39,6 +39,22 @@ def test_sample_frames_follow_the_official_rule():
     assert idx[1] - idx[0] <= mj + 1 and idx[2] - idx[1] <= mj + 1
 
 
+def test_max_skip_zero_gives_still_clips():
+  rng = np.random.default_rng(1)
+  for _ in range(50):
+    length = int(rng.integers(1, 40))
+    idx = sampling.sample_frames(rng, length, 0, 3)
+    assert len(set(idx)) == 1 and 0 <= idx[0] < length
+  # Through the pipeline: the tiny curriculum opens with still synthetic clips.
+  c = _config(max_skip_values=(0, 3), max_skip_boundaries=(0.5,))
+  ds, _ = sampling.make_dataset(c, 0, 1)
+  still = ds[0]                                    # batch of step 0: max skip 0
+  assert (still['frames'] == still['frames'][:, :1]).all()
+  assert (still['labels'] == still['labels'][:, :1]).all()
+  moving = ds[9]                                   # step 9 of 10: max skip 3
+  assert not (moving['frames'] == moving['frames'][:, :1]).all()
+
+
 def test_curriculum_steps_through_the_values():
   values, bounds = (5, 10, 15, 20, 25, 5), (0.1, 0.2, 0.3, 0.4, 0.9)
   got = [sampling.max_skip_at(s, 100, values, bounds) for s in (0, 9, 10, 25, 35, 50, 89, 90, 99)]

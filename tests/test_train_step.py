@@ -120,6 +120,13 @@ def test_bad_values_are_refused_before_building_anything(tmp_path, monkeypatch):
     config_check.check(c, 1)
   with pytest.raises(InputError, match='clip_loop'):
     config_check.check(small_config(clip_loop='while'), 1)
+  with pytest.raises(InputError, match='max_skip_values'):
+    config_check.check(small_config(max_skip_values=(-1, 2, 3, 4, 5, 3)), 1)
+  bad = small_config()
+  with bad.unlocked():
+    bad.network.decoder_dims = (64, 32)
+  with pytest.raises(InputError, match='decoder_dims'):
+    config_check.check(bad, 1)
   with pytest.raises(ValueError, match='unknown variant'):
     stcn.get_config('huge')
   # train(): the config is checked before the model is built or compiled.

@@ -30,7 +30,14 @@ def max_skip_at(step: int, num_steps: int, values, boundaries) -> int:
 
 
 def sample_frames(rng, length: int, max_skip: int, num: int = 3, reverse_prob: float = 0.5):
-  """Official ``VOSDataset`` frame choice, extended past three frames."""
+  """Official ``VOSDataset`` frame choice, extended past three frames.
+
+  ``max_skip == 0`` (not official) gives a still clip: one random frame
+  repeated, so a network trained from scratch first learns to read a mask
+  back out of memory (see ``configs/stcn.py:tiny``).
+  """
+  if max_skip == 0:
+    return [int(rng.integers(length))] * num
   mj = min(length, max_skip)
   idx = [int(rng.integers(length - mj + 1))]
   bounds = [length - mj, length - mj // 2]
@@ -106,7 +113,7 @@ class ClipSampler:
     rng = np.random.default_rng([spec.seed, 2, g])
     skip = max_skip_at(g // spec.global_batch, spec.num_steps, spec.skip_values,
                        spec.skip_boundaries)
-    skip = max(1, skip // self.skip_divisors[k])
+    skip = skip and max(1, skip // self.skip_divisors[k])   # 0 (still clips) stays 0
     for _ in range(5):   # official: retry when frame 0 has no object
       if spec.static:
         idx = list(range(spec.num_frames))

@@ -55,11 +55,14 @@ class STCN(nn.Module):
   value_backbone: str = 'resnet18'
   key_dim: int = 64
   value_dim: int = 512
+  # Decoder widths (compress, up_16_8, up_8_4); official (512, 256, 256).
+  decoder_dims: tuple[int, int, int] = (512, 256, 256)
 
   def setup(self):
     self.key = KeyEncoder(self.key_backbone, self.key_dim, self.value_dim)
     self.value = ValueEncoder(self.value_backbone, self.value_dim)
-    self.decoder = Decoder()
+    c, m1, m2 = self.decoder_dims
+    self.decoder = Decoder(compress_dim=c, mid_dims=(m1, m2))
 
   def encode_key(self, image):
     """[B, H, W, 3] -> (k16 [B,h,w,Ck], f16_thin [B,h,w,Cv], f16, f8, f4)."""

@@ -25,6 +25,9 @@ def check(config, num_devices: int, num_processes: int = 1):
   _need(n.key_dim > 0, 'network.key_dim', 'must be > 0')
   _need(n.value_dim >= 16 and n.value_dim % 16 == 0, 'network.value_dim',
         f'{n.value_dim} must be a positive multiple of 16 (CBAM reduction)')
+  dims = tuple(n.decoder_dims)
+  _need(len(dims) == 3 and all(isinstance(v, int) and v > 0 for v in dims),
+        'network.decoder_dims', f'{dims} is not three positive widths (compress, 16->8, 8->4)')
   _need(t.stage in (0, 3), 'training.stage', f'{t.stage} is not 0 (static) or 3 (video)')
   _need(t.batch_size > 0, 'training.batch_size', 'must be > 0')
   _need(t.batch_size % num_devices == 0, 'training.batch_size',
@@ -40,7 +43,8 @@ def check(config, num_devices: int, num_processes: int = 1):
   _need(len(t.max_skip_values) == len(t.max_skip_boundaries) + 1, 'training.max_skip_values',
         f'needs one more entry ({len(t.max_skip_values)}) than max_skip_boundaries '
         f'({len(t.max_skip_boundaries)})')
-  _need(all(v >= 1 for v in t.max_skip_values), 'training.max_skip_values', 'must be >= 1')
+  _need(all(v >= 0 for v in t.max_skip_values), 'training.max_skip_values',
+        'must be >= 0 (0: still clips)')
   _need(list(t.max_skip_boundaries) == sorted(t.max_skip_boundaries), 'training.max_skip_boundaries',
         'must be increasing')
   _need(t.learning_rate > 0, 'training.learning_rate', 'must be > 0')
