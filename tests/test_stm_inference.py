@@ -17,6 +17,8 @@ from memvos_jax.memory.readout import read_dense
 from memvos_jax.models.aggregate import aggregate
 from memvos_jax.models.stm import STM
 
+from scan_clips import random_clip, run_chunks
+
 H, W, K = 40, 72, 2      # not multiples of 16: exercises the centred padding
 
 
@@ -53,36 +55,14 @@ def _chunk_fn(settings):
 
 
 def _clip(t, given_at=((0, (True, True)),), seed=0):
-  rng = np.random.default_rng(seed)
-  images = rng.integers(0, 255, (t, H, W, 3), dtype=np.uint8)
-  annotation = np.zeros((t, H, W), np.uint8)
-  given = np.zeros((t, K), bool)
-  for f, objs in given_at:
-    for k, on in enumerate(objs):
-      if on:
-        annotation[f, 8 + 10 * k:20 + 10 * k, 10 + 20 * k:40 + 20 * k] = k + 1
-        given[f, k] = True
-  return images, annotation, given
+  return random_clip(t, (H, W), K, given_at, seed, top=8)
 
 
 def _run(t, settings, given_at=((0, (True, True)),), last_known=True):
   model, variables = _model()
-  images, annotation, given = _clip(t, given_at)
-  fn = _chunk_fn(settings)
   state = inference_stm.init_state(settings, K, (H, W), model.key_dim, model.value_dim)
-  masks, probs = [], []
-  for s in range(0, t, settings.chunk):
-    n = min(settings.chunk, t - s)
-    pad = lambda a: np.concatenate([a[s:s + n], np.zeros((settings.chunk - n,) + a.shape[1:], a.dtype)])
-    idx = np.arange(s, s + settings.chunk, dtype=np.int32)
-    xs = inference.FrameInput(image=pad(images), annotation=pad(annotation), given=pad(given),
-                              index=idx, is_last=(idx == t - 1) & last_known,
-                              valid=np.arange(settings.chunk) < n)
-    state, out = fn(variables, state, xs)
-    masks.append(np.asarray(out.mask[:n]))
-    if settings.return_probs:
-      probs.append(np.asarray(out.probs[:n]))
-  return state, np.concatenate(masks), (np.concatenate(probs) if probs else None)
+  return run_chunks(_chunk_fn(settings), variables, state, _clip(t, given_at), settings,
+                    last_known)
 
 
 def _official_loop(t, mem_every):
