@@ -107,22 +107,31 @@ def init_state(settings: InferenceSettings, num_objects: int, size, key_dim: int
                     last_mem=jnp.asarray(-(2 ** 30), jnp.int32))
 
 
-def merge_annotation(probs, frame: FrameInput, active, pad):
+def override_objects(objects, frame: FrameInput, pad):
   """Given objects take their annotated mask; the others are zeroed inside it.
 
-  probs [K+1, Hp, Wp] (bg first), pad = (top, bottom, left, right) ->
-  (probs [K+1, Hp, Wp] re-aggregated where the frame has an annotation,
-  active [K] with the given objects added, has_annotation []).
+  objects [K, Hp, Wp], pad = (top, bottom, left, right) ->
+  (objects [K, Hp, Wp], region [Hp, Wp] bool: pixels some given object covers).
   """
-  k = active.shape[0]
+  k = objects.shape[0]
   pt, pb, pl, pr = pad
-  has_ann = jnp.any(frame.given)
   gt_ids = jnp.pad(frame.annotation.astype(jnp.int32), ((pt, pb), (pl, pr)))
-  gt = (gt_ids[None] == jnp.arange(1, k + 1)[:, None, None]).astype(probs.dtype)
+  gt = (gt_ids[None] == jnp.arange(1, k + 1)[:, None, None]).astype(objects.dtype)
   gt = gt * frame.given[:, None, None]                                 # [K, Hp, Wp]
   region = jnp.sum(gt, axis=0) > 0.5
-  merged = jnp.where(region[None], 0.0, probs[1:])
-  merged = jnp.where(frame.given[:, None, None], gt, merged)
+  merged = jnp.where(region[None], 0.0, objects)
+  return jnp.where(frame.given[:, None, None], gt, merged), region
+
+
+def merge_annotation(probs, frame: FrameInput, active, pad):
+  """``override_objects``, then the official re-aggregation of the background.
+
+  probs [K+1, Hp, Wp] (bg first) -> (probs [K+1, Hp, Wp] re-aggregated where
+  the frame has an annotation, active [K] with the given objects added,
+  has_annotation []).
+  """
+  has_ann = jnp.any(frame.given)
+  merged, _ = override_objects(probs[1:], frame, pad)
   active = active | frame.given
   return jnp.where(has_ann, aggregate(merged, active), probs), active, has_ann
 

@@ -31,7 +31,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference import FrameInput, FrameOutput, normalize_and_pad, pad_amounts
+from memvos_jax.inference import (FrameInput, FrameOutput, normalize_and_pad, override_objects,
+                                  pad_amounts)
 from memvos_jax.models.deform_conv import deform_sample
 from memvos_jax.models.layers import resize_bilinear
 from memvos_jax.models.rpm import EMBED_STRIDE, STRIDE, downsample
@@ -117,12 +118,8 @@ def frame_step(model, params, settings: RPMSettings, state: RPMState, frame: Fra
   # (resize_bilinear is the identity at full resolution)
 
   # An annotation overrides the propagation for the objects it gives.
-  gt_ids = jnp.pad(frame.annotation.astype(jnp.int32), ((pt, pb), (pl, pr)))
-  gt = (gt_ids[None] == jnp.arange(1, k + 1)[:, None, None]).astype(probs.dtype)
-  gt = gt * frame.given[:, None, None]                                   # [K, Hp, Wp]
-  region = jnp.sum(gt, axis=0) > 0.5
-  objects = jnp.where(region[None], 0.0, probs[1:])
-  objects = jnp.where(frame.given[:, None, None], gt, objects)
+  # (The background is zeroed there, not re-aggregated as in merge_annotation.)
+  objects, region = override_objects(probs[1:], frame, (pt, pb, pl, pr))
   background = jnp.where(region, 0.0, probs[0])
   probs = jnp.concatenate([background[None], objects], axis=0)
   mask = jnp.argmax(probs, axis=0)                                       # [Hp, Wp]
