@@ -8,24 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import stcn
 from memvos_jax.data import sampling, sources, synthetic
-
 from memvos_jax.errors import InputError
 
 from conftest import need_shared
+from test_train_step import small_config
 
 
 def _config(**training):
-  c = stcn.get_config('tiny')
-  with c.unlocked():
-    c.training.crop_size = 32
-    c.training.batch_size = 4
-    c.training.num_steps = 10
-    c.data.threads = 0
-    for k, v in training.items():
-      c.training[k] = v
-  return c
+  """32 px crops, batch 4, 10 steps (the curriculum's step fractions), no read threads."""
+  return small_config(**{'batch_size': 4, 'num_steps': 10} | training)
 
 
 def test_sample_frames_follow_the_official_rule():

@@ -20,19 +20,12 @@ SCRIPT = r'''
 import json, sys
 sys.path.insert(0, 'tests')
 import jax, numpy as np
-from test_train_step import small_config
-from memvos_jax import pipeline
-from memvos_jax.data import sampling
-from memvos_jax.training import bn_init, forward, state as state_lib, update as update_lib
+from test_train_step import small_config, training_start
+from memvos_jax.training import state as state_lib, update as update_lib
 
 assert jax.device_count() == 8, jax.devices()
 c = small_config(batch_size=8, crop_size=32, learning_rate=1e-5)
-model = pipeline.build_model(c)
-opt = state_lib.make_optimizer(c)
-batch = next(sampling.make_iterator(sampling.make_dataset(c, 0, 1)[0], c))
-batch.pop('index')
-variables = bn_init.calibrate(model, state_lib.init_variables(c, model),
-                              forward.normalize(batch['frames']), batch['labels'], batch['valid'])
+model, opt, batch, variables = training_start(c)
 p0 = jax.tree.leaves(variables['params'])
 
 def one_step(mode, devices):

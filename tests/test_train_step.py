@@ -38,6 +38,15 @@ def small_config(**training):
   return c
 
 
+def training_start(c):
+  """(model, optimiser, first batch without its index, variables with BN from that batch)."""
+  model = pipeline.build_model(c)
+  batch = next(sampling.make_iterator(sampling.make_dataset(c, 0, 1)[0], c))
+  batch.pop('index')
+  variables = bn_init.calibrate(model, state_lib.init_variables(c, model), batch)
+  return model, state_lib.make_optimizer(c), batch, variables
+
+
 def test_bootstrapped_ce_is_the_mean_of_the_hardest_pixels():
   rng = np.random.default_rng(0)
   logits = rng.normal(size=(3, 8, 8)).astype(np.float32)
@@ -76,12 +85,7 @@ def test_scan_equals_python_unroll_and_frames_read_the_past_only():
 
 def test_loss_falls_on_a_fixed_batch():
   c = small_config(crop_size=48, learning_rate=1e-4, bce_start_warm=1000, bce_end_warm=2000)
-  model = pipeline.build_model(c)
-  opt = state_lib.make_optimizer(c)
-  batch = next(sampling.make_iterator(sampling.make_dataset(c, 0, 1)[0], c))
-  batch.pop('index')
-  variables = bn_init.calibrate(model, state_lib.init_variables(c, model),
-                                forward.normalize(batch['frames']), batch['labels'], batch['valid'])
+  model, opt, batch, variables = training_start(c)
   state = state_lib.create_state(variables, opt)
   mesh = update_lib.make_mesh(jax.devices()[:1])
   step, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state))

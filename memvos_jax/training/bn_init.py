@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memvos_jax.training import forward
+
 # BatchNorm name -> the conv that feeds it (resnet.py naming).
 _FEEDS = {'bn1': 'conv1', 'bn2': 'conv2', 'bn3': 'conv3', 'downsample_1': 'downsample_0'}
 
@@ -34,8 +36,9 @@ def _set_stats(stats, inter):
   return out
 
 
-def calibrate(model, variables, frames, labels, valid, passes: int = 8):
-  """frames [N, T, H, W, 3] normalised, labels [N, T, H, W], valid [N, K] -> variables."""
+def calibrate(model, variables, batch, passes: int = 8):
+  """A data batch (frames [N, T, H, W, 3] uint8, labels [N, T, H, W], valid [N, K]) -> variables."""
+  frames, labels, valid = forward.normalize(batch['frames']), batch['labels'], batch['valid']
   k = valid.shape[1]
   images = frames.reshape((-1,) + frames.shape[2:])                       # [N*T, H, W, 3]
   masks = (labels[:, 0, None] == jnp.arange(1, k + 1)[None, :, None, None])

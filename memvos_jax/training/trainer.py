@@ -17,7 +17,7 @@ import tqdm
 
 from memvos_jax import pipeline
 from memvos_jax.data import sampling
-from memvos_jax.training import bn_init, checkpointing, config_check, evaluation, forward
+from memvos_jax.training import bn_init, checkpointing, config_check, evaluation
 from memvos_jax.training import update as update_lib
 from memvos_jax.training import state as state_lib
 from memvos_jax.training.writers import MetricWriter
@@ -59,8 +59,7 @@ def train(config, workdir: str, devices=None) -> dict:
     variables = state_lib.init_variables(config, model)
     if not config.checkpoint and t.bn_from_data:
       first = next(sampling.make_iterator(ds, config))   # batch 0, not consumed from data_iter
-      variables = bn_init.calibrate(model, variables, forward.normalize(first['frames']),
-                                    first['labels'], first['valid'])
+      variables = bn_init.calibrate(model, variables, first)
     state = jax.jit(lambda v: state_lib.create_state(v, optimizer),
                     out_shardings=state_sh)(variables)
     del variables
