@@ -41,7 +41,7 @@ def small_config(**training):
 def training_start(c):
   """(model, optimiser, first batch without its index, variables with BN from that batch)."""
   model = pipeline.build_model(c)
-  batch = next(sampling.make_iterator(sampling.make_dataset(c, 0, 1)[0], c))
+  batch = sampling.make_dataset(c, 0, 1)[0][0]
   batch.pop('index')
   variables = bn_init.calibrate(model, state_lib.init_variables(c, model), batch)
   return model, state_lib.make_optimizer(c), batch, variables

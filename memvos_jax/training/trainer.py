@@ -58,7 +58,7 @@ def train(config, workdir: str, devices=None) -> dict:
   if state is None:
     variables = state_lib.init_variables(config, model)
     if not config.checkpoint and t.bn_from_data:
-      first = next(sampling.make_iterator(ds, config))   # batch 0, not consumed from data_iter
+      first = ds[0]   # batch 0, read directly: data_iter is not advanced
       variables = bn_init.calibrate(model, variables, first)
     state = jax.jit(lambda v: state_lib.create_state(v, optimizer),
                     out_shardings=state_sh)(variables)
