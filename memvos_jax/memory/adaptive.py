@@ -35,6 +35,10 @@ from memvos_jax.memory.readout import dot_affinity
 
 _EPS = 1e-12          # torch F.normalize
 USAGE_MAX = 1e5       # official clamp of info[:, 1] ("prevent inf")
+# Cosine margin counted as float32 noise by ``AdaptiveBank.near``: the keys
+# come out of deep conv stacks whose float32 results differ by ~1e-5 relative
+# between backends (oneDNN vs XLA summation orders).
+NEAR = 1e-4
 
 
 @flax.struct.dataclass
@@ -49,6 +53,12 @@ class AdaptiveBank:
   merge_targets: jax.Array  # [O] int32: distinct entries merged into
   removed: jax.Array       # [O] int32: entries removed by LFU
   remove_calls: jax.Array  # [O] int32: LFU removals so far (cumulative)
+  # Decisions of the last update within float32 noise (``NEAR``), which another
+  # summation order may take otherwise: new keys whose best cosine is that
+  # close to ``thres_close`` (merge or append), and merged keys whose two best
+  # targets are that close (which entry they merge into).
+  near: jax.Array          # [O] int32
+  ties: jax.Array          # [O] int32
 
   @property
   def slots(self) -> int:
@@ -88,7 +98,8 @@ def init(num_classes: int, slots: int, key_dim: int, value_dim: int,
   return AdaptiveBank(
       keys=jnp.zeros((o, s, key_dim), dtype), values=jnp.zeros((o, s, value_dim), dtype),
       count=zi(), frame=jnp.full((o, s), -1, jnp.int32), usage=jnp.zeros((o, s), jnp.float32),
-      merged=zi(), merge_targets=zi(), removed=zi(), remove_calls=zi())
+      merged=zi(), merge_targets=zi(), removed=zi(), remove_calls=zi(), near=zi(),
+      ties=zi())
 
 
 def reset(bank: AdaptiveBank, keys: jax.Array, values: jax.Array, frame) -> AdaptiveBank:
@@ -105,7 +116,8 @@ def reset(bank: AdaptiveBank, keys: jax.Array, values: jax.Array, frame) -> Adap
   return bank.replace(
       keys=pad(keys), values=pad(values), count=jnp.full((o,), n, jnp.int32),
       frame=jnp.broadcast_to(jnp.where(first, jnp.asarray(frame, jnp.int32), -1), (o, s)),
-      usage=jnp.zeros_like(bank.usage), merged=zi, merge_targets=zi, removed=zi)
+      usage=jnp.zeros_like(bank.usage), merged=zi, merge_targets=zi, removed=zi, near=zi,
+      ties=zi)
 
 
 def read(bank: AdaptiveBank, query_key: jax.Array, thres_valid: float = 1e-3,
@@ -194,6 +206,10 @@ def _update_class(args, *, now, limit, update_rate, thres_close):
   target = jnp.argmax(corr, axis=1)                                 # [M] first max
   best = jnp.max(corr, axis=1)
   merge = best > thres_close                                        # [M]
+  second = jnp.max(jnp.where(jnp.arange(s)[None, :] == target[:, None], -jnp.inf, corr), axis=1)
+  gap = best - second
+  near = jnp.abs(best - thres_close) < NEAR
+  ties = merge & (gap > 0) & (gap < NEAR)
 
   keys, hit = _merge(keys, count, new_k, target, merge, update_rate)
   values, _ = _merge(values, count, new_v, target, merge, update_rate)
@@ -219,7 +235,8 @@ def _update_class(args, *, now, limit, update_rate, thres_close):
   usage = jnp.where(jnp.arange(s) < new_count, jnp.clip(usage, 0.0, USAGE_MAX), 0.0)
   frame = jnp.where(jnp.arange(s) < new_count, frame, -1)
   stats = (jnp.sum(merge).astype(jnp.int32), jnp.sum(hit).astype(jnp.int32),
-           count - kept, calls + need.astype(jnp.int32))
+           count - kept, calls + need.astype(jnp.int32), jnp.sum(near).astype(jnp.int32),
+           jnp.sum(ties).astype(jnp.int32))
   return (keys, values, new_count, frame, usage) + stats
 
 
@@ -234,11 +251,12 @@ def update(bank: AdaptiveBank, keys: jax.Array, values: jax.Array, frame, *,
   """
   fn = lambda a: _update_class(a, now=frame, limit=limit, update_rate=update_rate,
                                thres_close=thres_close)
-  (k, v, count, fr, usage, merged, targets, removed, calls) = jax.lax.map(
+  (k, v, count, fr, usage, merged, targets, removed, calls, near, ties) = jax.lax.map(
       fn, (bank.keys, bank.values, bank.count, bank.frame, bank.usage,
            bank.remove_calls, keys.astype(bank.keys.dtype), values.astype(bank.values.dtype)))
   return bank.replace(keys=k, values=v, count=count, frame=fr, usage=usage, merged=merged,
-                      merge_targets=targets, removed=removed, remove_calls=calls)
+                      merge_targets=targets, removed=removed, remove_calls=calls, near=near,
+                      ties=ties)
 
 
 # ---------------------------------------------------------------------------
