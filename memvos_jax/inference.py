@@ -66,6 +66,9 @@ class FrameInput:
   is_last: jax.Array      # [] bool: last frame of the video (never memorised)
   valid: jax.Array        # [] bool: False for padding frames of the last chunk
   num_frames: jax.Array | None = None  # [] int32 frames in the video (None: unknown, a stream)
+  # [K+1, H, W] float32 probabilities (bg first) to memorise instead of the
+  # prediction: teacher forcing, for parity tests (STM core); None: off.
+  teacher: jax.Array | None = None
 
 
 @flax.struct.dataclass

@@ -108,11 +108,15 @@ def frame_step(model, params, settings: STMSettings, state: STMState, frame: Fra
   kept = has_ann | (frame.index % settings.mem_every == 0)
   encode = ~frame.is_last & jnp.any(active)
 
+  # Teacher forcing (tests): memorise the given probabilities instead.
+  remembered = probs if frame.teacher is None else jnp.pad(
+      frame.teacher.astype(probs.dtype), ((0, 0), (pad[0], pad[1]), (pad[2], pad[3])))
+
   def memorise(carry):
     bank, _ = carry
     # The official memorises the cropped probabilities, zero-padded again.
     inside = jnp.pad(jnp.ones((h, w), probs.dtype), ((pad[0], pad[1]), (pad[2], pad[3])))
-    keys, values = apply(image, probs[1:] * inside, method='encode_memory')  # [K, h, w, C*]
+    keys, values = apply(image, remembered[1:] * inside, method='encode_memory')  # [K, h, w, C*]
     keys, values = keys.reshape(k, hk * wk, -1), values.reshape(k, hk * wk, -1)
     bank = membank.write(bank, keys, values, active, frame.index, pin=has_ann, enable=kept)
     temp = state.temp.replace(keys=keys[:, None], values=values[:, None],

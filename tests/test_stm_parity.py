@@ -28,13 +28,16 @@ from PIL import Image
 
 import memvos_jax
 from conftest import REPO, need_shared, official_npz
-from memvos_jax import pipeline
+from memvos_jax import families, inference, pipeline
 from memvos_jax.data import video_folder
 
 FRACTION = 0.999
 # Frames past the first memory read of a prediction: (masks, probabilities)
 # at or below which even the official code (oneDNN off) falls; see above.
 NOISE_FLOOR = {2: (0.97, 0.88), 3: (0.89, 0.72)}
+# Teacher-forced with the recording's round(255 p) probabilities, frames 2-3
+# (masks, probabilities within 2/255): below the 98.8 % / 96.1 % measured.
+TEACHER_U8_FLOOR = (0.98, 0.95)
 
 
 @pytest.fixture(scope='module')
@@ -95,3 +98,49 @@ def test_eval_py_on_bike(stm_npz, expected, tmp_path):
     png = Image.open(out / 'bike' / names[t])
     assert png.mode == 'P'
     assert np.mean(np.array(png) == expected['masks'][t]) >= FRACTION
+
+
+def test_teacher_forced_every_frame_matches_official(stm_npz, expected):
+  """Frame t reads the *official* frame t-1 probabilities as its temporary memory.
+
+  The recording holds them only as round(255 p): that rounding (<= 0.002) is
+  itself amplified by the chaotic frames 2-3 (see the module docstring), so
+  fed the rounded probabilities this port agrees on 98.8 % / 96.1 % (frame 2,
+  masks / probabilities within 2/255) and 98.9 % / 97.4 % (frame 3), against
+  99.997 % when fed the official float32 probabilities of a rerun (not in the
+  fixture). Frames 0-1 must match to 99.9 %; frames 2-3 must stay above the
+  rounding floor (a semantic error, e.g. a memory read missing the temporary
+  entry, drops them far below). The free-running figures stay a report
+  (``test_later_frames_within_official_noise_floor``).
+  """
+  root = need_shared('data', 'real_clips')
+  seg = memvos_jax.load('stm', str(stm_npz), quiet=True)
+  family = families.get('stm')
+  clip = video_folder.find_clips(root, ['bike'])[0]
+  ann = video_folder.read_annotations(clip)
+  labels = [int(l) for l in expected['labels']]
+  lut = np.zeros(256, np.uint8)
+  lut[labels] = np.arange(1, len(labels) + 1)
+  t_total = len(clip.frame_paths)
+  settings = family.make_settings(mem_every=int(expected['mem_every']), capacity=4, chunk=1,
+                                  return_probs=True)
+  fn = inference.make_chunk_fn(seg.model, settings, step=family.step)
+  state = family.init_state(seg.model, settings, len(labels), ann.size)
+  report = []
+  for t, (_, frames) in enumerate(video_folder.FrameReader(clip, 1, ann.size)):
+    teacher = expected['probs_u8'][t].astype(np.float32) / 255.0        # [K+1, H, W]
+    xs = inference.FrameInput(
+        image=frames[:1], annotation=(lut[ann.masks[0]] if t == 0 else
+                                      np.zeros(ann.size, np.uint8))[None],
+        given=np.full((1, len(labels)), t == 0), index=np.array([t], np.int32),
+        is_last=np.array([t == t_total - 1]), valid=np.ones(1, bool),
+        num_frames=np.array([t_total], np.int32), teacher=teacher[None])
+    state, out = fn(seg.variables, state, xs)
+    probs = np.asarray(out.probs[0]) * 255.0
+    close = np.mean(np.abs(probs - expected['probs_u8'][t].astype(np.float32)) <= 2.0)
+    masks = np.mean(np.asarray(out.mask[0]) == lut[expected['masks'][t]])
+    report.append((t, masks, close))
+  print('teacher-forced STM (frame, masks, probabilities within 2/255):', report)
+  for t, masks, close in report:
+    floor = (FRACTION, FRACTION) if t < 2 else TEACHER_U8_FLOOR
+    assert masks >= floor[0] and close >= floor[1], (t, masks, close)
