@@ -221,9 +221,19 @@ def test_unsupported_annotation_mode(tmp_path):
 
 
 def test_annotation_size_mismatch(tmp_path):
-  make_clip(tmp_path, 'a', annotations={0: np.zeros((6, 7))})
-  with pytest.raises(InputError, match='annotation is 7x6 but frames are 8x6'):
+  make_clip(tmp_path, 'a', annotations={0: np.zeros((6, 4))})
+  with pytest.raises(InputError, match='annotation is 4x6 but frames are 8x6'):
     vf.read_annotations(vf.find_clips(tmp_path)[0])
+
+
+def test_annotation_off_by_rounding_is_resized_with_a_warning(tmp_path):
+  """853 px masks on 854 px frames (a real export's rounding): resized, one warning."""
+  ids = np.zeros((6, 6), np.uint8)
+  ids[:, 3:] = 1
+  make_clip(tmp_path, 'a', annotations={0: ids})
+  with pytest.warns(UserWarning, match=r'00000.png: annotation is 6x6 but frames are 8x6; resized'):
+    ann = vf.read_annotations(vf.find_clips(tmp_path)[0])
+  assert ann.masks[0].shape == (6, 8) and ann.masks[0][:, 0].max() == 0 and ann.masks[0][:, -1].min() == 1
 
 
 def test_corrupt_annotation(tmp_path):
@@ -349,12 +359,15 @@ def test_real_bike():
 
 
 def test_real_judo_size_mismatch():
+  """judo's 00005.png is 853 px wide on 854 px frames: resized with one warning."""
   root = _need_real()
   (clip,) = vf.find_clips(root, ['judo'])
   assert sorted(clip.annotation_paths) == [0, 5, 8, 13]
-  with pytest.raises(InputError) as e:
-    vf.read_annotations(clip)
-  assert '00005.png' in str(e.value) and '854' in str(e.value)
+  with pytest.warns(UserWarning) as caught:
+    ann = vf.read_annotations(clip)
+  assert len(caught) == 1
+  assert '00005.png' in str(caught[0].message) and '854' in str(caught[0].message)
+  assert ann.masks[5].shape == ann.size
 
 
 def test_real_bedroom_has_no_annotations():

@@ -18,6 +18,7 @@ import math
 import os
 import pathlib
 import uuid
+import warnings
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -218,6 +219,29 @@ def _rgb_to_ids(path: pathlib.Path, rgb: np.ndarray,
                    'entry; save it as an indexed (palette) PNG')
 
 
+def off_by_rounding(have, want) -> bool:
+  """Sizes (H, W) that differ by at most 2 px or 1 % per side (an export's rounding)."""
+  return all(abs(a - b) <= max(2, 0.01 * b) for a, b in zip(have, want))
+
+
+def fit_annotation(path, pixels: np.ndarray, size) -> np.ndarray:
+  """An annotation [H, W(, 3)] of the frame ``size``; a rounding-sized mismatch is resized.
+
+  Official loaders resize annotations to the frame size, so a mask a pixel or
+  two off (e.g. 853 px wide on 854 px frames) is resized with nearest
+  neighbour and a one-line warning naming the file; larger mismatches are an
+  error.
+  """
+  h, w = pixels.shape[:2]
+  if (h, w) == tuple(size):
+    return pixels
+  if not off_by_rounding((h, w), size):
+    raise InputError(path, f'annotation is {w}x{h} but frames are {size[1]}x{size[0]}')
+  warnings.warn(f'{path}: annotation is {w}x{h} but frames are {size[1]}x{size[0]}; '
+                'resized (nearest neighbour)', stacklevel=2)
+  return np.asarray(Image.fromarray(pixels).resize((size[1], size[0]), Image.NEAREST))
+
+
 def read_annotations(clip: Clip,
                      require_first_frame: bool = True) -> ClipAnnotations:
   """Loads every annotation of `clip` as [H, W] uint8 object-id maps."""
@@ -236,13 +260,10 @@ def read_annotations(clip: Clip,
   raw = {}  # Frame index -> (path, mode, pixels, palette).
   for i, path in sorted(clip.annotation_paths.items()):
     mode, pixels, palette = _read_png(path)
-    h, w = pixels.shape[:2]
-    if (h, w) != size:
-      raise InputError(path, f'annotation is {w}x{h} but frames are '
-                       f'{size[1]}x{size[0]}')
     if mode not in ('P', 'L', 'RGB', 'RGBA'):
       raise InputError(path, f'unsupported image mode {mode!r} for an '
                        'annotation; save it as an indexed (palette) PNG')
+    pixels = fit_annotation(path, pixels, size)
     raw[i] = (path, mode, pixels, palette)
 
   clip_palettes = [_pad_palette(p) for _, m, _, p in raw.values() if m == 'P']
@@ -254,6 +275,9 @@ def read_annotations(clip: Clip,
       masks[i] = pixels.astype(np.uint8, copy=False)
     else:
       masks[i] = _rgb_to_ids(path, pixels, candidates)
+  # Binary 0/255 masks (DAVIS-2016, most editors' exports): one object, id 1.
+  if all(set(np.unique(m).tolist()) <= {0, 255} for m in masks.values()):
+    masks = {i: (m == 255).astype(np.uint8) for i, m in masks.items()}
   present = np.zeros(256, bool)
   for m in masks.values():
     present[np.unique(m)] = True
@@ -267,6 +291,29 @@ def read_annotations(clip: Clip,
 
 
 # --------------------------------------------------------------------- frames
+
+
+def processing_size(size, shorter: int) -> tuple[int, int]:
+  """(H, W) with the shorter side ``shorter`` (torchvision ``Resize`` rule); 0 keeps ``size``."""
+  h, w = size
+  if not shorter or min(h, w) == shorter:
+    return (h, w)
+  return (shorter, int(shorter * w / h)) if h <= w else (int(shorter * h / w), shorter)
+
+
+def resize_frames(frames: np.ndarray, size) -> np.ndarray:
+  """[T, H, W, 3] uint8 -> [T, size[0], size[1], 3] (bilinear); unchanged if equal."""
+  if tuple(frames.shape[1:3]) == tuple(size):
+    return frames
+  return np.stack([np.asarray(Image.fromarray(f).resize(size[::-1], Image.BILINEAR))
+                   for f in frames])
+
+
+def resize_ids(mask: np.ndarray, size) -> np.ndarray:
+  """[H, W] uint8 object ids -> [size[0], size[1]] (nearest); unchanged if equal."""
+  if tuple(mask.shape) == tuple(size):
+    return mask
+  return np.asarray(Image.fromarray(mask).resize(size[::-1], Image.NEAREST))
 
 
 def read_frame(path) -> np.ndarray:
