@@ -13,6 +13,12 @@ if [ ! -x "$_here/.venv/bin/python" ]; then
   [ -n "$_py" ] || { echo "error: Python >= 3.12 not found (install python3.12)" >&2; exit 1; }
   "$_py" -m venv "$_here/.venv"
 fi
-"$_here/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$_here/requirements-dev.txt"
+# pip runs only when the requirements changed since the last install (a stamp).
+_stamp="$_here/.venv/.requirements-stamp"
+_want="$(cat "$_here/requirements.txt" "$_here/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
+  "$_here/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$_here/requirements-dev.txt"
+  echo "$_want" > "$_stamp"
+fi
 PY="$_here/.venv/bin/python"
 export PY

@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
-exec "$PY" -m pytest -q -rs tests "$@"
+# Arguments go to pytest (default: the whole suite), e.g. tests/test_api.py -x.
+if [ "$#" -eq 0 ]; then set -- tests; fi
+exec "$PY" -m pytest -q -rs "$@"
