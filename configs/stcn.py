@@ -46,16 +46,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.clips = ''      # eval.py: comma-separated clip names; empty = all
   # Training data. All empty: the embedded synthetic videos (no download).
   config.data.davis_root = ''   # DAVIS 2017 trainval layout (JPEGImages/480p/<clip>)
+  config.data.davis_split = 'train'  # ImageSets/2017|2016/<split>.txt when present
+  config.data.heldout = ''      # DAVIS clips kept out of training, validated on (comma list)
   config.data.yvos_root = ''    # YouTube-VOS train layout (JPEGImages/<clip>, every 5th frame)
   config.data.static_root = ''  # folders of XXX.jpg + XXX.png (searched recursively)
   config.data.davis_repeat = 5  # official: DAVIS x5 + YouTube-VOS x1 per epoch
   config.data.yvos_skip_divisor = 5  # YouTube-VOS frames are every 5th: max_skip // 5
   config.data.synthetic_length = 40  # frames of a virtual synthetic video
   config.data.synthetic_clips = 10_000  # synthetic videos per epoch (virtual)
+  config.data.synthetic_with_real = 0   # synthetic videos per epoch mixed in with real data
+  config.data.frame_short_side = 0      # resize real frames to this shorter side (0: native)
+  config.data.crop_scale = (0.36, 1.0)  # random resized crop: area fraction (official)
   config.data.threads = 2       # grain read threads
   config.data.prefetch = 4      # batches prefetched
 
   config.inference = ml_collections.ConfigDict()
+  config.inference.size = 0               # segment at this shorter side (0: native)
   config.inference.mem_every = 5
   config.inference.top_k = 20             # 0 = softmax over all memory
   # Memory slots. 0 = as many as the official (unbounded) memory would hold

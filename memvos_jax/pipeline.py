@@ -15,7 +15,7 @@ import numpy as np
 
 from memvos_jax import families
 from memvos_jax import inference
-from memvos_jax.checkpoint import restore_variables
+from memvos_jax.checkpoint import is_flax_npz, load_npz, restore_variables
 from memvos_jax.convert import convert_file
 from memvos_jax.data import video_folder
 from memvos_jax.errors import InputError
@@ -31,16 +31,17 @@ def build_model(config):
 
 
 def load_variables(config, model):
-  """Variables from ``config.checkpoint``: official .pth/.npz, orbax folder, or random."""
+  """Variables from ``config.checkpoint``: official .pth/.npz, orbax folder, a Flax
+  ``.npz`` (``checkpoint.save_npz``, the shipped weights), or random."""
   family = families.of(model)
   path = config.checkpoint
   if not path:
     warnings.warn('config.checkpoint is empty: using randomly initialised weights')
     return family.init_variables(model, jax.random.key(0))
-  if os.path.isdir(path):
+  if os.path.isdir(path) or is_flax_npz(path):
     target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
                           family.abstract_variables(model))
-    return restore_variables(path, target)
+    return restore_variables(path, target) if os.path.isdir(path) else load_npz(path, target)
   return convert_file(path, family.name, model)
 
 
@@ -58,9 +59,13 @@ class ClipSegmenter:
   """Segments DAVIS/YouTube-VOS clip folders with a memory network."""
 
   def __init__(self, model, variables, memory_capacity=0, chunk=8, max_objects=0,
-               return_probs=False, **options):
-    """``options`` are the model's inference settings (STCN: mem_every, top_k)."""
-    self.model, self.variables = model, variables
+               return_probs=False, size=0, **options):
+    """``options`` are the model's inference settings (STCN: mem_every, top_k).
+
+    ``size``: segment at this shorter side (0: the frames' own size); masks are
+    restored to the frames' size (bilinear on the probabilities, then argmax).
+    """
+    self.model, self.variables, self.size = model, variables, size
     self.family = families.of(model)
     self.options = options
     self.family.make_settings(**options)   # an unknown option fails here, not mid-clip
@@ -106,10 +111,14 @@ class ClipSegmenter:
                                      os.path.join(target, stem + '.png'),
                                      frame_ids, ann.palette))
 
+    proc = video_folder.processing_size(ann.size, self.size)
+    chunks = ((s, video_folder.resize_frames(f, proc))
+              for s, f in video_folder.FrameReader(clip, self.chunk, ann.size))
+    masks = {i: video_folder.resize_ids(m, proc) for i, m in ann.masks.items()}
     try:
-      stats = self.run(video_folder.FrameReader(clip, self.chunk, ann.size), ann.masks,
-                       len(clip.frame_paths), ann.size, emit, progress,
-                       where=clip.annotation_paths[ann.first_frame])
+      stats = self.run(chunks, masks, len(clip.frame_paths), proc, emit, progress,
+                       where=clip.annotation_paths[ann.first_frame],
+                       out_size=ann.size if proc != tuple(ann.size) else None)
       for f in pending:
         f.result()
     finally:
@@ -120,9 +129,13 @@ class ClipSegmenter:
     """frames [T, H, W, 3] uint8, masks {frame: [H, W] ids} -> [T, H, W] uint8 ids."""
     frames = np.asarray(frames)
     out = np.zeros(frames.shape[:3], np.uint8)
-    chunks = ((s, frames[s:s + self.chunk]) for s in range(0, len(frames), self.chunk))
-    self.run(chunks, masks, len(frames), frames.shape[1:3],
-             lambda i, ids, probs: out.__setitem__(i, ids))
+    size = tuple(frames.shape[1:3])
+    proc = video_folder.processing_size(size, self.size)
+    chunks = ((s, video_folder.resize_frames(frames[s:s + self.chunk], proc))
+              for s in range(0, len(frames), self.chunk))
+    masks = {i: video_folder.resize_ids(np.asarray(m, np.uint8), proc) for i, m in masks.items()}
+    self.run(chunks, masks, len(frames), proc, lambda i, ids, probs: out.__setitem__(i, ids),
+             out_size=size if proc != size else None)
     return out
 
   def run(self, chunks, masks: dict[int, np.ndarray], num_frames: int, size,

@@ -45,14 +45,6 @@ def read_mask(path, size) -> tuple[np.ndarray, list[int]]:
   return ids, palette
 
 
-def processing_size(size, shorter: int):
-  """torchvision ``Resize(shorter)`` size rule; 0 keeps the native size."""
-  h, w = size
-  if not shorter or min(h, w) == shorter:
-    return (h, w)
-  return (shorter, int(shorter * w / h)) if h <= w else (int(shorter * h / w), shorter)
-
-
 def open_video(path, chunk):
   """A chunk iterator for a video file or a folder of frames, plus (num_frames, fps, size)."""
   if os.path.isdir(path):
@@ -74,13 +66,13 @@ def run(args) -> int:
   if not 0 <= args.mask_frame < num_frames:
     raise InputError(args.mask, f'--mask-frame {args.mask_frame} is outside the video '
                      f'(0..{num_frames - 1})')
-  proc = processing_size(size, args.size)
-  if proc != tuple(size):
-    mask = np.array(Image.fromarray(mask).resize(proc[::-1], Image.NEAREST))
   options = {k: v for k, v in (('mem_every', args.mem_every), ('top_k', args.top_k))
              if v is not None}                 # model-specific; None = the config's
   seg = api.load(args.model, args.checkpoint, memory_capacity=args.capacity,
                  chunk=args.chunk, **options)
+  shorter = seg.clip.size if args.size is None else args.size   # None: the config's
+  proc = video_folder.processing_size(size, shorter)
+  mask = video_folder.resize_ids(mask, proc)
   os.makedirs(os.path.join(args.out, 'masks'), exist_ok=True)
   native = collections.OrderedDict()       # frame index -> native frame (current chunk)
   stats, sheet = {}, []
@@ -90,10 +82,7 @@ def run(args) -> int:
     for start, frames in reader:
       for i, f in enumerate(frames):
         native[start + i] = f
-      if proc != tuple(size):
-        frames = np.stack([np.array(Image.fromarray(f).resize(proc[::-1], Image.BILINEAR))
-                           for f in frames])
-      yield start, frames
+      yield start, video_folder.resize_frames(frames, proc)
 
   t0 = time.perf_counter()
   with visualize.OverlayVideoWriter(os.path.join(args.out, 'overlay.mp4'), fps) as mp4, \
@@ -129,10 +118,13 @@ def add_parser(sub) -> None:
   p.add_argument('--video', required=True, help='video file (mp4/webm/avi/...) or folder of frames')
   p.add_argument('--mask', required=True, help='indexed (or greyscale-ids) PNG of the objects')
   p.add_argument('--mask-frame', type=int, default=0, help='frame the mask belongs to')
-  p.add_argument('--model', default='stcn')
-  p.add_argument('--checkpoint', default='', help='official .pth/.npz or orbax folder')
+  p.add_argument('--model', default='default',
+                 help='default (the shipped model), stcn, stm, afb_urr, sam2, rpm')
+  p.add_argument('--checkpoint', default='',
+                 help='official .pth/.npz or orbax folder (default model: its shipped weights)')
   p.add_argument('--out', required=True)
-  p.add_argument('--size', type=int, default=0, help='process at this shorter side (0: native)')
+  p.add_argument('--size', type=int, default=None,
+                 help="process at this shorter side (0: native; default: the model config's)")
   p.add_argument('--mem-every', type=int, default=None, help="memory every N frames (default: the model config's)")
   p.add_argument('--top-k', type=int, default=None, help="STCN top-k (default: the config's, 20)")
   p.add_argument('--capacity', type=int, default=20, help='memory frames kept (bounded memory)')

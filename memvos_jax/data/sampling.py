@@ -77,6 +77,7 @@ class PipelineSpec:
   skip_boundaries: tuple
   reverse_prob: float
   static: bool            # stage 0: static pseudo-videos, no skip
+  crop_scale: tuple = (0.36, 1.0)   # random resized crop: area fraction of the frame
 
 
 class ClipSampler:
@@ -124,7 +125,8 @@ class ClipSampler:
       if isinstance(src, synthetic.SyntheticSource):
         frames, labels = augment.light_clip(rng, frames, labels)
       elif isinstance(src, sources.VideoFolderSource):
-        frames, labels = augment.video_clip(rng, frames, labels, spec.crop_size)
+        frames, labels = augment.video_clip(rng, frames, labels, spec.crop_size,
+                                            tuple(spec.crop_scale))
       if (labels[0] != 0).any():
         break
     slots, valid = select_objects(rng, labels, spec.max_objects)
@@ -137,7 +139,13 @@ def spec_from_config(config) -> PipelineSpec:
       seed=t.seed, global_batch=t.batch_size, num_steps=t.num_steps,
       crop_size=t.crop_size, num_frames=t.num_frames, max_objects=t.max_objects,
       skip_values=tuple(t.max_skip_values), skip_boundaries=tuple(t.max_skip_boundaries),
-      reverse_prob=t.reverse_prob, static=t.stage == 0)
+      reverse_prob=t.reverse_prob, static=t.stage == 0,
+      crop_scale=tuple(config.data.crop_scale))
+
+
+def heldout_names(config) -> list[str]:
+  """``data.heldout``: DAVIS clips kept out of training (the validation split)."""
+  return [n.strip() for n in config.data.heldout.split(',') if n.strip()]
 
 
 def build_sources(config):
@@ -152,11 +160,14 @@ def build_sources(config):
       divisors.append(1)
   else:
     if d.davis_root:
-      srcs.append(sources.VideoFolderSource(d.davis_root, 'davis'))
+      srcs.append(sources.VideoFolderSource(
+          d.davis_root, 'davis', split=d.davis_split, exclude=heldout_names(config),
+          short_side=d.frame_short_side))
       repeats.append(d.davis_repeat)
       divisors.append(1)
     if d.yvos_root:
-      srcs.append(sources.VideoFolderSource(d.yvos_root, 'youtube-vos'))
+      srcs.append(sources.VideoFolderSource(d.yvos_root, 'youtube-vos',
+                                            short_side=d.frame_short_side))
       repeats.append(1)
       divisors.append(d.yvos_skip_divisor)
     if d.static_root:
@@ -164,10 +175,13 @@ def build_sources(config):
                                              t.crop_size))
       repeats.append(1)
       divisors.append(1)
-  if not srcs:
+  # The embedded synthetic videos: alone without data folders, or mixed in
+  # (``data.synthetic_with_real`` videos per epoch) beside real video.
+  n_synthetic = d.synthetic_clips if not srcs else d.synthetic_with_real
+  if n_synthetic and t.stage != 0 or not srcs:
     settings = synthetic.SyntheticSettings(size=(t.crop_size, t.crop_size),
                                            max_objects=max(t.max_objects, 1) + 1)
-    srcs.append(synthetic.SyntheticSource(settings, d.synthetic_length, d.synthetic_clips,
+    srcs.append(synthetic.SyntheticSource(settings, d.synthetic_length, n_synthetic,
                                           seed=t.seed))
     repeats.append(1)
     divisors.append(1)

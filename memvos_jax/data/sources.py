@@ -18,12 +18,56 @@ from memvos_jax.data import augment, video_folder
 from memvos_jax.errors import InputError
 
 
-class VideoFolderSource:
-  """Clips of a DAVIS (``JPEGImages/480p``) or YouTube-VOS (``JPEGImages``) root."""
+def split_names(root, split: str) -> list[str] | None:
+  """Clip names of ``ROOT/ImageSets/<2017|2016>/<split>.txt`` (DAVIS), or None if absent."""
+  if not split:
+    return None
+  for year in ('2017', '2016'):
+    path = pathlib.Path(root) / 'ImageSets' / year / f'{split}.txt'
+    if path.is_file():
+      names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+      if not names:
+        raise InputError(path, 'split file lists no clip')
+      return names
+  return None
 
-  def __init__(self, root, name: str, min_frames: int = 3):
-    self.name = name
-    clips = video_folder.find_clips(root)
+
+def resize_short_side(frames, labels, short_side: int):
+  """frames [T, H, W, 3], labels [T, H, W] -> shorter side ``short_side`` (0: unchanged).
+
+  Frames bilinear (PIL), labels nearest.
+  """
+  h, w = frames.shape[1:3]
+  if not short_side or min(h, w) == short_side:
+    return frames, labels
+  s = short_side / min(h, w)
+  size = (max(1, round(w * s)), max(1, round(h * s)))       # PIL (W, H)
+  frames = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR))
+                     for f in frames])
+  labels = np.stack([np.asarray(Image.fromarray(l).resize(size, Image.NEAREST))
+                     for l in labels])
+  return frames, labels
+
+
+class VideoFolderSource:
+  """Clips of a DAVIS (``JPEGImages/480p``) or YouTube-VOS (``JPEGImages``) root.
+
+  ``split``: a DAVIS ``ImageSets/2017|2016/<split>.txt`` restricts the clips
+  when the file exists (the official DAVIS reading); ``exclude``: clip names
+  held out (validation); ``short_side``: frames and masks are resized to this
+  shorter side when read (0: native), before the random crop.
+  """
+
+  def __init__(self, root, name: str, min_frames: int = 3, split: str = '',
+               exclude=(), short_side: int = 0):
+    self.name, self.short_side = name, short_side
+    self._cache = {}
+    names = split_names(root, split)
+    if names is not None:
+      names = [n for n in names if n not in set(exclude)]
+      clips = video_folder.find_clips(root, names) if names else []
+    else:
+      clips = [c for c in video_folder.find_clips(root) if c.name not in set(exclude)]
     self.clips = []
     for clip in clips:
       if len(clip.annotation_paths) >= min_frames:   # official: >= 3 frames
@@ -39,21 +83,43 @@ class VideoFolderSource:
   def num_frames(self, i: int) -> int:
     return len(self.clips[i][1])
 
-  def load(self, i: int, frame_indices, rng=None):
+  def _frame(self, i: int, j: int):
+    """(frame [H, W, 3], ids [H, W]) at ``short_side``; memoised when resized.
+
+    Resized frames are small (240p: 0.3 MB), so a DAVIS-sized source is kept
+    in memory after its first epoch and the loader stops decoding JPEGs.
+    """
+    key = (i, j)
+    hit = self._cache.get(key)
+    if hit is not None:
+      return hit
     _, frames, anns = self.clips[i]
-    images = np.stack([video_folder.read_frame(frames[j]) for j in frame_indices])
-    labels = np.stack([_read_ids(anns[j]) for j in frame_indices])
-    if labels.shape[1:] != images.shape[1:3]:
-      raise InputError(anns[frame_indices[0]], 'annotation and frame sizes differ')
-    return images, labels
+    image = video_folder.read_frame(frames[j])
+    label = video_folder.fit_annotation(anns[j], _read_ids(anns[j]), image.shape[:2])
+    image, label = resize_short_side(image[None], label[None], self.short_side)
+    out = (image[0], label[0])
+    if self.short_side:
+      self._cache[key] = out
+    return out
+
+  def load(self, i: int, frame_indices, rng=None):
+    pairs = [self._frame(i, j) for j in frame_indices]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
 def _read_ids(path) -> np.ndarray:
-  """An annotation as [H, W] uint8 ids (palette indices; greyscale > 127 = object 1)."""
+  """An annotation as [H, W] uint8 ids.
+
+  Palette indices (a 0/255-only mask is one object, id 1); greyscale > 127 =
+  object 1 unless the values are small ids (<= 16).
+  """
   try:
     with Image.open(path) as im:
       if im.mode == 'P':
-        return np.asarray(im, np.uint8)
+        ids = np.asarray(im, np.uint8)
+        if ids.max(initial=0) == 255 and not np.isin(ids, (0, 255), invert=True).any():
+          return (ids == 255).astype(np.uint8)   # a binary 0/255 mask: one object
+        return ids
       grey = np.asarray(im.convert('L'))
   except Exception as e:  # PIL raises many types for broken files
     raise InputError(path, f'cannot read annotation: {e}') from e

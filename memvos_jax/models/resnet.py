@@ -1,5 +1,9 @@
 """ResNet-18/34/50 backbones cut at res4 (stride 16), torchvision layout.
 
+``resnet18_w32`` and ``resnet18_w48`` are ResNet-18 with a base
+width of 32 or 48 instead of 64 (stem w, stages w/2w/4w): not official,
+for models trained from scratch on a CPU (``configs/default.py``).
+
 Shared by every model. BatchNorm uses its running statistics (eval mode, as
 all the official VOS codes freeze it), so the module is a pure function of its
 variables. Stage names follow torchvision (``layer1``..``layer3``); converters
@@ -65,13 +69,17 @@ _ARCH = {
     'resnet50': (Bottleneck, (3, 4, 6)),
     'resnet101': (Bottleneck, (3, 4, 23)),
 }
+# Reduced-width variants: name -> base width (the torchvision nets have 64).
+WIDTHS = {'resnet18': 64, 'resnet34': 64, 'resnet50': 64, 'resnet101': 64,
+          'resnet18_w32': 32, 'resnet18_w48': 48}
+_ARCH.update({'resnet18_w32': _ARCH['resnet18'], 'resnet18_w48': _ARCH['resnet18']})
 
 
 class ResNet(nn.Module):
   """ResNet stem + layer1..layer3; returns (f16, f8, f4).
 
   Attributes:
-    depth: 'resnet18' | 'resnet34' | 'resnet50' | 'resnet101'.
+    depth: 'resnet18' | 'resnet34' | 'resnet50' | 'resnet101' | 'resnet18_w32|w48'.
     conv_bias: True for the official "mod_resnet" copies (STCN/STM value
       encoders), whose convolutions all carry a bias; False for torchvision.
   """
@@ -81,11 +89,12 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x):  # [B, H, W, Cin]
     block, layers = _ARCH[self.depth]
-    x = conv(64, 7, 2, bias=self.conv_bias, name='conv1')(x)
-    x = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))          # [B, H/2, W/2, 64]
+    width = WIDTHS[self.depth]
+    x = conv(width, 7, 2, bias=self.conv_bias, name='conv1')(x)
+    x = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))          # [B, H/2, W/2, width]
     x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))  # 1/4
     feats = []
-    for stage, (planes, n) in enumerate(zip((64, 128, 256), layers)):
+    for stage, (planes, n) in enumerate(zip((width, 2 * width, 4 * width), layers)):
       for i in range(n):
         stride = 2 if (i == 0 and stage > 0) else 1
         x = block(planes, stride, self.conv_bias, name=f'layer{stage + 1}_{i}')(x)
@@ -97,4 +106,5 @@ class ResNet(nn.Module):
 def feature_dims(depth: str) -> Sequence[int]:
   """Channels of (f16, f8, f4) for a backbone depth."""
   block, _ = _ARCH[depth]
-  return tuple(p * block.expansion for p in (256, 128, 64))
+  w = WIDTHS[depth]
+  return tuple(p * block.expansion for p in (4 * w, 2 * w, w))

@@ -64,6 +64,10 @@ def check(config, num_devices: int, num_processes: int = 1):
   _need(t.eval_size == 0 or t.eval_size % 16 == 0, 'training.eval_size',
         'must be 0 or a multiple of 16')
   _need(d.threads >= 0 and d.prefetch >= 0, 'data.threads', 'threads/prefetch must be >= 0')
+  _need(d.frame_short_side >= 0, 'data.frame_short_side', 'must be >= 0 (0: native size)')
+  _need(d.synthetic_with_real >= 0, 'data.synthetic_with_real', 'must be >= 0')
+  lo, hi = d.crop_scale
+  _need(0 < lo <= hi <= 1, 'data.crop_scale', f'{tuple(d.crop_scale)} is not 0 < lo <= hi <= 1')
   for key in ('davis_root', 'yvos_root', 'static_root'):
     if d[key]:
       _need(os.path.isdir(d[key]), f'data.{key}', f'folder {d[key]} does not exist')

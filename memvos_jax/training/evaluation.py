@@ -1,6 +1,10 @@
-"""Validation during training: J&F on held-out synthetic clips, and its baseline.
+"""Validation during training: J&F on held-out clips, and its baseline.
 
-The clips come from a seed stream disjoint from training. Only objects
+With ``data.davis_root`` and ``data.heldout`` set, the held-out clips are
+those real DAVIS sequences (kept out of training by ``sampling``), segmented
+at ``inference.size`` and scored at their native size against every frame's
+annotation, exactly as ``eval.py`` does. Otherwise they are synthetic clips
+from a seed stream disjoint from training. Only objects
 visible on frame 0 are given (and scored, ids renumbered 1..n); the rest of
 each clip is segmented by the inference scan (``pipeline.ClipSegmenter``, the
 eval.py path) and scored with the official semi-supervised protocol
@@ -11,7 +15,7 @@ frame's mask to every frame.
 import numpy as np
 
 from memvos_jax import metrics, pipeline
-from memvos_jax.data import synthetic
+from memvos_jax.data import sampling, synthetic, video_folder
 
 
 def heldout(num_clips: int, num_frames: int, size: int, min_area: int = 16):
@@ -25,6 +29,24 @@ def heldout(num_clips: int, num_frames: int, size: int, min_area: int = 16):
     gt = lut[ids]
     if keep:
       out.append((frames, gt))
+  return out
+
+
+def heldout_davis(root, names, short_side: int = 0):
+  """[(frames [T, h, w, 3] at ``short_side``, gt ids [T, H, W] native)] of DAVIS clips.
+
+  Frames are stored already resized (the segmenter would resize them anyway),
+  so five 480p clips cost ~120 MB, not ~500 MB.
+  """
+  out = []
+  for clip in video_folder.find_clips(root, names):
+    ann = video_folder.read_annotations(clip)
+    if len(ann.masks) != len(clip.frame_paths):
+      raise ValueError(f'{clip.annotation_dir}: held-out clip needs a mask on every frame')
+    proc = video_folder.processing_size(ann.size, short_side)
+    frames = np.stack([video_folder.resize_frames(video_folder.read_frame(p)[None], proc)[0]
+                       for p in clip.frame_paths])
+    out.append((frames, np.stack([ann.masks[i] for i in range(len(frames))])))
   return out
 
 
@@ -47,15 +69,26 @@ class Validator:
   """Reuses one ClipSegmenter (compiled once) across validations."""
 
   def __init__(self, config, model):
-    t = config.training
-    size = t.eval_size or t.crop_size
-    self.clips = heldout(t.eval_clips, t.eval_frames, size)
-    inf = config.inference
+    t, inf = config.training, config.inference
+    names = sampling.heldout_names(config)
+    self.real = bool(config.data.davis_root and names)
+    if self.real:
+      self.clips = heldout_davis(config.data.davis_root, names, inf.size)
+    else:
+      self.clips = heldout(t.eval_clips, t.eval_frames, t.eval_size or t.crop_size)
     self.seg = pipeline.ClipSegmenter(model, None, mem_every=inf.mem_every, top_k=inf.top_k,
                                       memory_capacity=inf.memory_capacity, chunk=inf.chunk)
     self.baseline = copy_first_frame(self.clips)
 
   def __call__(self, variables) -> dict:
     self.seg.variables = variables
-    preds = [self.seg.segment_arrays(frames, {0: gt[0]}) for frames, gt in self.clips]
+    preds = []
+    for frames, gt in self.clips:
+      small = video_folder.resize_ids(gt[0], frames.shape[1:3])
+      out_size = gt.shape[1:] if small.shape != gt.shape[1:] else None
+      pred = np.zeros(gt.shape, np.uint8)
+      chunks = ((s, frames[s:s + self.seg.chunk]) for s in range(0, len(frames), self.seg.chunk))
+      self.seg.run(chunks, {0: small}, len(frames), frames.shape[1:3],
+                   lambda i, ids, probs: pred.__setitem__(i, ids), out_size=out_size)
+      preds.append(pred)
     return jf(self.clips, preds)

@@ -1,9 +1,11 @@
 """Export a training checkpoint's network variables for eval.py / memvos_jax.load.
 
   python -m memvos_jax.training.export --workdir runs/tiny [--step 300] --out converted/
+  python -m memvos_jax.training.export --workdir runs/default --out memvos_jax/weights/default_stcn.npz
 
 Writes ``{'params', 'batch_stats'}`` with ``memvos_jax.checkpoint.save_variables``
-(the orbax format ``restore_variables`` reads). Evaluating straight from the
+(the orbax format ``restore_variables`` reads), or, for an ``--out`` ending in
+``.npz``, with ``save_npz`` (one flat file: how the default model ships). Evaluating straight from the
 training checkpoint works too: ``--config.checkpoint=<workdir>/checkpoints/<step>/variables``.
 Use the training config (e.g. ``configs/stcn.py:tiny``) so the network matches.
 """
@@ -11,7 +13,7 @@ Use the training config (e.g. ``configs/stcn.py:tiny``) so the network matches.
 import argparse
 import os
 
-from memvos_jax.checkpoint import restore_variables, save_variables
+from memvos_jax.checkpoint import restore_variables, save_npz, save_variables
 from memvos_jax.errors import CheckpointError
 
 
@@ -26,7 +28,8 @@ def latest_step(workdir: str) -> int:
 def export(workdir: str, out: str, step: int | None = None) -> str:
   step = latest_step(workdir) if step is None else step
   src = os.path.join(workdir, 'checkpoints', str(step), 'variables')
-  return save_variables(out, restore_variables(src))
+  variables = restore_variables(src)
+  return save_npz(out, variables) if out.endswith('.npz') else save_variables(out, variables)
 
 
 def main(argv=None):
