@@ -1,6 +1,7 @@
 """Python API: load a model, segment a whole clip, or stream frames one by one.
 
     import memvos_jax
+    seg = memvos_jax.load()                                # the shipped default model
     seg = memvos_jax.load('stcn', 'stcn.pth')             # or an orbax folder
     ids = seg.segment(frames, {0: first_mask})             # [T, H, W] object ids
     session = seg.session(size=(480, 854))
@@ -98,23 +99,36 @@ class StreamingSession:
     return self._ids[np.asarray(out.mask[0])]
 
 
-def load(model: str = 'stcn', checkpoint: str = '', variant: str | None = None,
-         **settings) -> Segmenter:
+def load(model: str = 'default', checkpoint: str = '', variant: str | None = None,
+         quiet: bool = False, **settings) -> Segmenter:
   """A Segmenter from a model name and an official .pth/.npz or orbax checkpoint.
 
-  ``variant`` picks ``configs/<model>.py:<variant>`` (e.g. a ``tiny`` training
-  checkpoint). ``settings`` override the config's ``inference`` entries
-  (e.g. ``mem_every``, ``top_k``, ``memory_capacity``) and ``chunk`` (default 1).
+  ``load()`` is the default model (``configs/default.py``: a small STCN
+  trained on real DAVIS video, weights shipped in ``memvos_jax/weights``).
+  Other names (``stcn``, ``stm``, ``afb_urr``, ``sam2``, ``rpm``) take their
+  config ``configs/<model>.py``; ``variant`` picks ``configs/<model>.py:<variant>``
+  (e.g. a ``tiny`` training checkpoint). ``settings`` override the config's
+  ``inference`` entries (e.g. ``mem_every``, ``top_k``, ``memory_capacity``,
+  ``size``) and ``chunk`` (default 1). Which weights are used is printed to
+  stderr (``quiet=True``: not printed; ``Segmenter.weights`` says it too).
   """
   import importlib.util
+  import sys
   from memvos_jax import pipeline
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      'configs', f'{model}.py')
+  configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
+  path = os.path.join(configs, f'{model}.py')
+  if not os.path.isfile(path):
+    known = sorted(f[:-3] for f in os.listdir(configs) if f.endswith('.py') and f[0] != '_')
+    raise InputError(f'model {model!r}', f'unknown model (known: {", ".join(known)})')
   spec = importlib.util.spec_from_file_location(f'memvos_config_{model}', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config(variant) if variant else module.get_config()
-  config.checkpoint = checkpoint
+  if checkpoint or model != 'default':
+    config.checkpoint = checkpoint
+  elif not config.checkpoint:
+    raise InputError(getattr(module, 'WEIGHTS', path), 'the default model\'s weights are '
+                     'missing from this installation')
   net = pipeline.build_model(config)
   options = config.inference.to_dict()
   options.pop('max_objects', None)
@@ -123,4 +137,9 @@ def load(model: str = 'stcn', checkpoint: str = '', variant: str | None = None,
   if unknown:
     raise TypeError(f'unknown {model} settings {sorted(unknown)} (known: {sorted(options)})')
   options.update(settings)
-  return Segmenter(net, pipeline.load_variables(config, net), **options)
+  seg = Segmenter(net, pipeline.load_variables(config, net), **options)
+  seg.weights = config.checkpoint or 'random initialisation (no checkpoint given)'
+  if not quiet:
+    name = 'default model (STCN, small, trained on DAVIS-2016)' if model == 'default' else model
+    print(f'memvos_jax: {name}, weights: {seg.weights}', file=sys.stderr)
+  return seg

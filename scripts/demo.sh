@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the bundled example: set up .venv, rebuild the random-init
-# official-format STCN checkpoint (../shared/fixtures, no torch needed) and
-# segment the real clip `bike` with eval.py into out/demo/.
+# The main job on the bundled example, with the shipped default model (no
+# download, no ../shared): set up .venv, then segment examples/bike_small from
+# its first-frame mask into out/demo/ (masks/*.png, overlay.mp4, overlay.gif,
+# contact_sheet.png, objects.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
-SHARED="${SHARED:-../shared}"
-mkdir -p out
-"$PY" "$SHARED/fixtures/make_checkpoint.py" stcn_random out/stcn_random.npz --npz
-"$PY" eval.py --config configs/stcn.py --config.checkpoint=out/stcn_random.npz \
-  --config.data.root="$SHARED/data/real_clips" --config.data.clips=bike --workdir=out/demo
+"$PY" -m memvos_jax segment --video examples/bike_small/JPEGImages/bike \
+  --mask examples/bike_small/Annotations/bike/00000.png --out out/demo
+echo "Look at out/demo/contact_sheet.png and out/demo/overlay.gif"
