@@ -7,7 +7,7 @@ Segment with it (no checkpoint flag needed; the weights ship in the package):
 Reproduce the shipped weights (2-core CPU, see docs/training.md for the time,
 the curve and the held-out figures):
   python train.py --config configs/default.py --workdir runs/default \\
-      --config.data.davis_root=../shared/data/davis2016_train
+      --config.checkpoint= --config.data.davis_root=../shared/data/davis2016_train
 
 Network: STCN with ResNet-18 backbones at half width (base 32 channels), key
 dim 64, value dim 128, decoder widths (128, 64, 64). Training: 25 DAVIS-2016
