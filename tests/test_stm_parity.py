@@ -1,9 +1,11 @@
 """Parity with the official STM on the stm_random fixture (needs ../shared).
 
 The fixture's expected/bike.npz was recorded with the official code (torch,
-CPU, float32, eval_DAVIS.py's loop, Mem_every 5); rerunning the official code
-here reproduces it exactly. Frames 0 and 1 (memory: the annotated frame)
-must agree on >= 99.9% of pixels, masks and probabilities within 2/255.
+CPU, float32, eval_DAVIS.py's loop, Mem_every 5). Rerunning the official code
+on another x86 CPU (an Intel Xeon, 2026-11-26) reproduces frames 0-2 to
+99.99 % of pixels and frame 3 to only 98.4 % (see below). Frames 0 and 1
+(memory: the annotated frame) must agree on >= 99.9% of pixels, masks and
+probabilities within 2/255.
 
 Frames 2 and 3 read frame 1's and 2's *predicted* soft masks, and with these
 random weights the network is chaotic there: both objects' probabilities
@@ -35,9 +37,6 @@ FRACTION = 0.999
 # Frames past the first memory read of a prediction: (masks, probabilities)
 # at or below which even the official code (oneDNN off) falls; see above.
 NOISE_FLOOR = {2: (0.97, 0.88), 3: (0.89, 0.72)}
-# Teacher-forced with the recording's round(255 p) probabilities, frames 2-3
-# (masks, probabilities within 2/255): below the 98.8 % / 96.1 % measured.
-TEACHER_U8_FLOOR = (0.98, 0.95)
 
 
 @pytest.fixture(scope='module')
@@ -100,20 +99,39 @@ def test_eval_py_on_bike(stm_npz, expected, tmp_path):
     assert np.mean(np.array(png) == expected['masks'][t]) >= FRACTION
 
 
-def test_teacher_forced_every_frame_matches_official(stm_npz, expected):
-  """Frame t reads the *official* frame t-1 probabilities as its temporary memory.
+def official_teacher_forced(expected):
+  """The official STM's bike outputs, teacher-forced with the recording.
 
-  The recording holds them only as round(255 p): that rounding (<= 0.002) is
-  itself amplified by the chaotic frames 2-3 (see the module docstring), so
-  fed the rounded probabilities this port agrees on 98.8 % / 96.1 % (frame 2,
-  masks / probabilities within 2/255) and 98.9 % / 97.4 % (frame 3), against
-  99.997 % when fed the official float32 probabilities of a rerun (not in the
-  fixture). Frames 0-1 must match to 99.9 %; frames 2-3 must stay above the
-  rounding floor (a semantic error, e.g. a memory read missing the temporary
-  entry, drops them far below). The free-running figures stay a report
+  Recorded with ``benchmarks/official_runner.py --model stm --teacher
+  <fixture bike.npz>`` (the official ``Run_video`` loop, each frame t >= 2
+  memorising the recording's round(255 p) frame t-1 instead of its own
+  estimate). Stored as the difference from the fixture's probabilities on
+  frames 2-3 (``tests/data/stm_teacher_forced/README.md``); frames 0-1 are
+  the fixture's own (their memory is the annotation either way). Returns
+  (probs_u8 [T, K+1, H, W], masks [T, H, W] labels as in the recording).
+  """
+  delta = np.load(os.path.join(REPO, 'tests', 'data', 'stm_teacher_forced', 'bike.npz'))
+  probs = expected['probs_u8'].astype(np.int16)
+  masks = expected['masks'].copy()
+  for i, t in enumerate(delta['frames']):
+    probs[t] += delta['probs_u8_minus_fixture'][i]
+    masks[t] = delta['masks'][i]
+  return probs.astype(np.uint8), masks
+
+
+def test_teacher_forced_every_frame_matches_official(stm_npz, expected):
+  """Both ports memorise the same frame t-1 probabilities: every frame must match.
+
+  Frame t >= 2 memorises the recording's frame t-1 probabilities (round(255
+  p)) instead of its own prediction, here and in the official run it is
+  compared with (``official_teacher_forced``), so the chaotic amplification
+  of float32 noise across frames (module docstring) is gone and each frame
+  tests one step of the network: >= 99.9 % of argmax and of probabilities
+  within 2/255 on every frame. The free-running figures stay a report
   (``test_later_frames_within_official_noise_floor``).
   """
   root = need_shared('data', 'real_clips')
+  official, official_masks = official_teacher_forced(expected)
   seg = memvos_jax.load('stm', str(stm_npz), quiet=True)
   family = families.get('stm')
   clip = video_folder.find_clips(root, ['bike'])[0]
@@ -137,10 +155,9 @@ def test_teacher_forced_every_frame_matches_official(stm_npz, expected):
         num_frames=np.array([t_total], np.int32), teacher=teacher[None])
     state, out = fn(seg.variables, state, xs)
     probs = np.asarray(out.probs[0]) * 255.0
-    close = np.mean(np.abs(probs - expected['probs_u8'][t].astype(np.float32)) <= 2.0)
-    masks = np.mean(np.asarray(out.mask[0]) == lut[expected['masks'][t]])
+    close = np.mean(np.abs(probs - official[t].astype(np.float32)) <= 2.0)
+    masks = np.mean(np.asarray(out.mask[0]) == lut[official_masks[t]])
     report.append((t, masks, close))
   print('teacher-forced STM (frame, masks, probabilities within 2/255):', report)
   for t, masks, close in report:
-    floor = (FRACTION, FRACTION) if t < 2 else TEACHER_U8_FLOOR
-    assert masks >= floor[0] and close >= floor[1], (t, masks, close)
+    assert masks >= FRACTION and close >= FRACTION, (t, masks, close)
