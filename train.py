@@ -8,7 +8,9 @@
 
 Without data folders it trains on the embedded synthetic videos (and says so).
 Running the same command again resumes from the newest checkpoint in the
-workdir. The logic lives in ``memvos_jax.training.trainer.train``.
+workdir. The logic lives in ``memvos_jax.training.trainer.train``. A bad flag
+or config (unknown key or variant) is one line and exit code 2, as is bad
+input (a data folder, a checkpoint).
 """
 
 import os
@@ -19,23 +21,34 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'stcn.py'),
-    'Config file (configs/stcn.py[:stage0|stage3|tiny]).', lock_config=True)
+from memvos_jax import cli_report
+
+try:  # the default config file is read (with the overrides in argv) right here
+  _CONFIG = config_flags.DEFINE_config_file(
+      'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'stcn.py'),
+      'Config file (configs/stcn.py[:stage0|stage3|tiny]).', lock_config=True)
+except Exception as e:  # an unknown key in an override of the default config
+  cli_report.fail(cli_report.flag_problem(e, sys.argv))
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/stcn', 'Checkpoints, metrics and logs.')
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  from memvos_jax.errors import CheckpointError, InputError  # heavy imports after flags
+  cli_report.one_line_warnings()
+  config = cli_report.config_value(_CONFIG)
+  from memvos_jax import outputs
+  from memvos_jax.errors import CheckpointError, InputError
+  try:
+    outputs.check_writable(_WORKDIR.value)   # before the heavy imports
+  except InputError as e:
+    cli_report.fail(str(e))
   from memvos_jax.training import trainer
   try:
-    trainer.train(_CONFIG.value, _WORKDIR.value)
+    trainer.train(config, _WORKDIR.value)
   except (InputError, CheckpointError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+    cli_report.fail(str(e))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli_report.parse_flags)

@@ -14,7 +14,6 @@ parent stays light; the child-side helpers import it when called.
 import argparse
 import contextlib
 import datetime
-import importlib.util
 import json
 import os
 import pathlib
@@ -171,11 +170,11 @@ def resized_frames(work, frames, h, w, tag):
 
 
 def load_config(name):
-  """``configs/<name>.py``'s ``get_config()`` (default variant)."""
-  spec = importlib.util.spec_from_file_location(f'{name}_config', REPO / 'configs' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  """``memvos_jax.configs.get(name)``: the config's default variant."""
+  if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+  from memvos_jax import configs  # noqa: E402
+  return configs.get(name)
 
 
 def load_model(config_name, npz):

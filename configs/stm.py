@@ -1,45 +1,15 @@
-"""STM evaluation config (seoungwugoh/STM ``eval_DAVIS.py`` settings).
+"""The STM config for ``--config configs/stm.py[:variant]`` (train.py, eval.py).
 
-``python eval.py --config configs/stm.py --config.checkpoint=STM_weights.pth
---config.data.root=DAVIS/2017/trainval --workdir=out``.
-
-Variants (``--config configs/stm.py:<arg>``):
-  runlocal  small inference chunks for CPUs and tests.
+The config itself lives in the package, ``memvos_jax/configs/stm.py``
+(``memvos_jax.configs.get('stm', variant)``); its docstring lists the variants.
+This file only re-exports it so that the command lines keep working.
 """
 
-import ml_collections
+import importlib.util
+import os
+import sys
 
+if importlib.util.find_spec('memvos_jax') is None:  # loaded by path from outside the checkout
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = arg or 'default'
-  if arg not in ('default', 'runlocal'):
-    raise ValueError(f'configs/stm.py: unknown variant {arg!r} (known: default, runlocal)')
-  config = ml_collections.ConfigDict()
-  config.model = 'stm'
-  # Official .pth (``STM_weights.pth``, keys with or without ``module.``) or
-  # .npz state_dict, or an orbax folder written by ``python -m memvos_jax.convert
-  # --model stm``. Empty: random init (smoke tests only).
-  config.checkpoint = ''
-
-  config.network = ml_collections.ConfigDict(dict(
-      backbone='resnet50', key_dim=128, value_dim=512, decoder_dim=256))
-
-  config.data = ml_collections.ConfigDict()
-  config.data.root = ''       # DAVIS (JPEGImages/480p/...) or YouTube-VOS layout
-  config.data.clips = ''      # comma-separated clip names; empty = all
-
-  config.inference = ml_collections.ConfigDict()
-  # Keep frame 0 and every mem_every-th frame (plus annotated frames); the
-  # previous frame is always read as a temporary entry (official Mem_every=5).
-  config.inference.mem_every = 5
-  # Memory slots. 0 = as many as the official (unbounded) memory would hold
-  # for the clip; a fixed number bounds memory on long videos (FIFO eviction
-  # of non-annotated frames).
-  config.inference.memory_capacity = 0
-  config.inference.chunk = 8              # frames per scan (and per host transfer)
-  config.inference.max_objects = 0       # 0 = the clip's object count (static per clip)
-
-  if arg == 'runlocal':
-    config.inference.chunk = 4
-  config.lock()
-  return config
+from memvos_jax.configs.stm import get_config  # noqa: E402,F401

@@ -1,7 +1,37 @@
-"""``python -m memvos_jax segment ...``: see memvos_jax/segment_video.py."""
+"""``python -m memvos_jax`` and the ``memvos-jax`` command: ``segment`` or ``evaluate``.
 
+    python -m memvos_jax segment --video clip.mp4 --mask first.png --out result/
+    python -m memvos_jax evaluate --davis_path DAVIS --results_path results/
+
+``segment`` is memvos_jax/segment_video.py (a video and its mask(s) to masks,
+overlays and a contact sheet); ``evaluate`` is memvos_jax/evaluate.py (the
+DAVIS J&F evaluation with the official tool's options).
+"""
+
+import os
 import sys
 
-from memvos_jax.segment_video import main
+USAGE = """usage: {prog} {{segment,evaluate}} ...
 
-sys.exit(main())
+  segment   segment the objects of a video (or frame folder) from their mask(s)
+  evaluate  DAVIS J&F of a results folder (the official davis2017-evaluation options)
+
+'{prog} COMMAND --help' describes each command."""
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  prog = ('memvos-jax' if os.path.basename(sys.argv[0]).startswith('memvos-jax')
+          else 'python -m memvos_jax')
+  if argv and argv[0] == 'evaluate':
+    from memvos_jax import evaluate   # imported by need: each command loads only its own
+    return evaluate.main(argv[1:])
+  if not argv or argv[0] in ('-h', '--help'):
+    print(USAGE.format(prog=prog))
+    return 0 if argv else 2
+  from memvos_jax import segment_video
+  return segment_video.main(argv)
+
+
+if __name__ == '__main__':
+  sys.exit(main())

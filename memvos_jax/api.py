@@ -13,10 +13,10 @@ masks a whole-clip call gives (``chunk=1`` for both by default).
 """
 
 import dataclasses
-import os
 
 import numpy as np
 
+from memvos_jax import array_inputs
 from memvos_jax import inference
 from memvos_jax.errors import InputError
 
@@ -33,7 +33,10 @@ class Segmenter:
                               chunk=chunk, **options)
 
   def segment(self, frames, masks: dict[int, np.ndarray]) -> np.ndarray:
-    """frames [T, H, W, 3] uint8 RGB; masks {frame index: [H, W] ids} -> [T, H, W] ids."""
+    """frames [T, H, W, 3] uint8 RGB (or floats in [0, 1]); masks {frame index: [H, W]
+    ids} -> [T, H, W] uint8 ids. Bad arrays raise InputError naming them."""
+    frames = array_inputs.to_uint8_rgb(frames)
+    masks = array_inputs.to_masks(masks, len(frames), frames.shape[1:3])
     return self.clip.segment_arrays(frames, masks)
 
   def session(self, size, max_objects: int = 4, memory_capacity: int | None = None):
@@ -67,8 +70,8 @@ class StreamingSession:
     return sorted(self._slots)
 
   def step(self, frame, mask=None) -> np.ndarray:
-    """frame [H, W, 3] uint8; optional mask [H, W] ids -> [H, W] uint8 ids."""
-    frame = np.asarray(frame)
+    """frame [H, W, 3] uint8 (or floats in [0, 1]); optional mask [H, W] ids -> [H, W] uint8 ids."""
+    frame = array_inputs.to_uint8_rgb(frame, f'frame {self.index}', ndim=3)
     if frame.shape != self.size + (3,):
       raise InputError(f'frame {self.index}', f'shape {frame.shape} but the session '
                        f'is {self.size[0]}x{self.size[1]}x3')
@@ -76,10 +79,7 @@ class StreamingSession:
     annotation = np.zeros((1,) + self.size, np.uint8)
     given = np.zeros((1, k), bool)
     if mask is not None:
-      mask = np.asarray(mask)
-      if mask.shape != self.size:
-        raise InputError(f'mask of frame {self.index}',
-                         f'shape {mask.shape} but frames are {self.size}')
+      mask = array_inputs.to_ids(mask, self.size, f'mask of frame {self.index}')
       for label in (int(l) for l in np.unique(mask) if l):
         if label not in self._slots:
           if len(self._slots) == k:
@@ -103,32 +103,27 @@ def load(model: str = 'default', checkpoint: str = '', variant: str | None = Non
          quiet: bool = False, **settings) -> Segmenter:
   """A Segmenter from a model name and an official .pth/.npz or orbax checkpoint.
 
-  ``load()`` is the default model (``configs/default.py``: a small STCN
-  trained on real DAVIS video, weights shipped in ``memvos_jax/weights``).
+  ``load()`` is the default model (``memvos_jax/configs/default.py``: a small
+  STCN trained on real DAVIS video, weights shipped in ``memvos_jax/weights``).
   Other names (``stcn``, ``stm``, ``afb_urr``, ``sam2``, ``rpm``) take their
-  config ``configs/<model>.py``; ``variant`` picks ``configs/<model>.py:<variant>``
-  (e.g. a ``tiny`` training checkpoint). ``settings`` override the config's
-  ``inference`` entries (e.g. ``mem_every``, ``top_k``, ``memory_capacity``,
-  ``size``) and ``chunk`` (default 1). Which weights are used is printed to
-  stderr (``quiet=True``: not printed; ``Segmenter.weights`` says it too).
+  config ``memvos_jax.configs.get(model)``; ``variant`` picks
+  ``configs/<model>.py:<variant>`` (e.g. a ``tiny`` training checkpoint).
+  ``settings`` override the config's ``inference`` entries (e.g. ``mem_every``,
+  ``top_k``, ``memory_capacity``, ``size``) and ``chunk`` (default 1). Which
+  weights are used is printed to stderr (``quiet=True``: not printed;
+  ``Segmenter.weights`` says it too).
   """
-  import importlib.util
   import sys
-  from memvos_jax import pipeline
-  configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
-  path = os.path.join(configs, f'{model}.py')
-  if not os.path.isfile(path):
-    known = sorted(f[:-3] for f in os.listdir(configs) if f.endswith('.py') and f[0] != '_')
-    raise InputError(f'model {model!r}', f'unknown model (known: {", ".join(known)})')
-  spec = importlib.util.spec_from_file_location(f'memvos_config_{model}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from memvos_jax import configs, pipeline
+  if model not in configs.names():
+    raise InputError(f'model {model!r}', f'unknown model (known: {", ".join(configs.names())})')
+  module = configs.module(model)
   config = module.get_config(variant) if variant else module.get_config()
   if checkpoint or model != 'default':
     config.checkpoint = checkpoint
   elif not config.checkpoint:
-    raise InputError(getattr(module, 'WEIGHTS', path), 'the default model\'s weights are '
-                     'missing from this installation')
+    raise InputError(getattr(module, 'WEIGHTS', module.__file__), 'the default model\'s '
+                     'weights are missing from this installation')
   net = pipeline.build_model(config)
   options = config.inference.to_dict()
   options.pop('max_objects', None)

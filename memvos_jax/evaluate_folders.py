@@ -10,11 +10,13 @@ are the submission (``workdir/<clip>/<frame>.png``; zip them under
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 import tqdm
 
 from memvos_jax import metrics
+from memvos_jax import outputs
 from memvos_jax import pipeline
 from memvos_jax.data import video_folder
 from memvos_jax.errors import CheckpointError, InputError
@@ -23,13 +25,20 @@ from memvos_jax.metrics import summary
 
 
 def run(config, workdir: str) -> int:
-  """Segment ``config.data`` into ``workdir``; returns a process exit code."""
+  """Segment ``config.data`` into ``workdir``; returns a process exit code.
+
+  The workdir is checked writable and the clip list read before the model is
+  loaded. Each clip is written atomically (``outputs.staged``); a clip that
+  fails is reported in one line, recorded as ``workdir/<clip>.FAILED`` and
+  the run goes on; the exit code is then 1.
+  """
   if not config.data.root:
     print('error: set --config.data.root to a DAVIS or YouTube-VOS folder', file=sys.stderr)
     return 2
   clips_arg = [c for c in config.data.clips.split(',') if c] or None
   try:
-    clips = video_folder.find_clips(config.data.root, clips_arg)
+    outputs.check_writable(workdir)
+    names = video_folder.clip_names(config.data.root, clips_arg)
     model = pipeline.build_model(config)
     variables = pipeline.load_variables(config, model)
   except (InputError, CheckpointError) as e:
@@ -39,7 +48,12 @@ def run(config, workdir: str) -> int:
   seg = pipeline.ClipSegmenter(model, variables, **inf.to_dict())
   failed, results, scored, unscored = [], [], [], []
   t0 = time.perf_counter()
-  for clip in clips:
+  for name in names:
+    try:
+      clip = video_folder.find_clip(config.data.root, name)
+    except InputError as e:
+      failed.append(_fail(workdir, name, e))
+      continue
     dense = len(clip.annotation_paths) == len(clip.frame_paths) >= 3
     preds = {}
     keep = (lambda i, ids, probs: preds.__setitem__(i, ids)) if dense else None
@@ -47,9 +61,8 @@ def run(config, workdir: str) -> int:
                    file=sys.stderr) as bar:
       try:
         results.append(seg.segment(clip, workdir, progress=bar, on_frame=keep))
-      except InputError as e:
-        failed.append(clip.name)
-        tqdm.tqdm.write(f'error: {e}', file=sys.stderr)
+      except Exception as e:  # bad input, or a bug: this clip fails, the run goes on
+        failed.append(_fail(workdir, name, e))
         continue
     if dense:
       try:
@@ -75,9 +88,27 @@ def run(config, workdir: str) -> int:
           f'cannot be scored locally; their masks in {workdir}/<clip>/ are the '
           'submission layout (zip them under Annotations/).')
   if failed:
-    print(f'{len(failed)} clip(s) failed: {", ".join(failed)}', file=sys.stderr)
+    print(f'{len(failed)} clip(s) failed, no output written for them (reasons in '
+          f'{workdir}/<clip>.FAILED): {", ".join(failed)}', file=sys.stderr)
     return 1
   return 0
+
+
+def _fail(workdir: str, name: str, e: Exception) -> str:
+  """Report a failed clip in one line and leave ``<clip>.FAILED``; returns the name."""
+  folder = os.path.join(workdir, name)
+  details = ''
+  if isinstance(e, InputError):
+    reason = str(e)
+  else:
+    details = ''.join(traceback.format_exception(e))
+    reason = (f'{name}: internal error ({type(e).__name__}: {" ".join(str(e).split())[:300]}); '
+              f'the traceback is in {outputs.failed_marker(folder)}')
+  if os.path.isdir(folder):
+    reason += f' (the folder {folder} is from an earlier run)'
+  outputs.mark_failed(folder, reason, details)
+  tqdm.tqdm.write(f'error: {reason}', file=sys.stderr)
+  return name
 
 
 def _score_clip(clip, preds) -> list[dict]:

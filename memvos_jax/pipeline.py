@@ -5,6 +5,7 @@ Importable from notebooks: ``build_model``, ``load_variables`` and
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import time
@@ -15,6 +16,7 @@ import numpy as np
 
 from memvos_jax import families
 from memvos_jax import inference
+from memvos_jax import outputs
 from memvos_jax.checkpoint import is_flax_npz, load_npz, restore_variables
 from memvos_jax.convert import convert_file
 from memvos_jax.data import video_folder
@@ -93,22 +95,29 @@ class ClipSegmenter:
               progress=None, on_frame=None) -> ClipResult:
     """Run one clip folder; write ``out_dir/<clip>/<frame>.png`` if out_dir is given.
 
+    The PNGs are written into a temporary sibling folder that is renamed to
+    ``out_dir/<clip>`` once every frame is written (``outputs.staged``): a clip
+    that fails leaves no folder (and a previous run's folder is kept).
     ``on_frame(index, ids [H, W] uint8, probs [K+1, H, W] | None)`` sees every frame.
     """
-    ann = video_folder.read_annotations(clip)
     target = os.path.join(out_dir, clip.name) if out_dir else None
-    if target:
-      os.makedirs(target, exist_ok=True)
+    with outputs.staged(target) if target else contextlib.nullcontext() as folder:
+      stats = self._segment(clip, folder, progress, on_frame)
+    return ClipResult(clip.name, len(clip.frame_paths), *stats, target)
+
+  def _segment(self, clip, folder, progress, on_frame):
+    """``segment`` writing into ``folder`` (or nowhere); returns the timing stats."""
+    ann = video_folder.read_annotations(clip)
     writer = concurrent.futures.ThreadPoolExecutor(2)
     pending = []
 
     def emit(i, frame_ids, probs):
       if on_frame is not None:
         on_frame(i, frame_ids, probs)
-      if target:
+      if folder:
         stem = os.path.splitext(os.path.basename(clip.frame_paths[i]))[0]
         pending.append(writer.submit(video_folder.write_mask,
-                                     os.path.join(target, stem + '.png'),
+                                     os.path.join(folder, stem + '.png'),
                                      frame_ids, ann.palette))
 
     proc = video_folder.processing_size(ann.size, self.size)
@@ -122,8 +131,8 @@ class ClipSegmenter:
       for f in pending:
         f.result()
     finally:
-      writer.shutdown()
-    return ClipResult(clip.name, len(clip.frame_paths), *stats, target)
+      writer.shutdown(wait=True, cancel_futures=True)
+    return stats
 
   def segment_arrays(self, frames, masks: dict[int, np.ndarray]) -> np.ndarray:
     """frames [T, H, W, 3] uint8, masks {frame: [H, W] ids} -> [T, H, W] uint8 ids."""
@@ -154,6 +163,8 @@ class ClipSegmenter:
         if label:
           first_seen.setdefault(int(label), f)
     labels = sorted(first_seen)
+    if not labels:
+      raise InputError(where, 'no object in any mask (every pixel is 0, background)')
     k = self.max_objects or len(labels)
     if len(labels) > k:
       raise InputError(where, f'{len(labels)} objects but max_objects is {k}')

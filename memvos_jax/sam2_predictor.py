@@ -1,14 +1,23 @@
 """SAM 2 video predictor: the official ``SAM2VideoPredictor`` workflow on compiled JAX steps.
 
-    pred = Sam2Predictor.from_checkpoint('sam2.1_hiera_tiny.pt', 'tiny')
-    state = pred.init_state('frames/')                       # folder of JPEGs or [T, H, W, 3] uint8
-    f, ids, logits = pred.add_new_points_or_box(state, 0, obj_id=1, points=[[x, y]], labels=[1])
-    for f, ids, logits in pred.propagate_in_video(state):   # logits [K, H, W]; mask = logits > 0
-      ...
+    from memvos_jax.sam2 import build_sam2_video_predictor     # or Sam2Predictor.from_checkpoint
+    predictor = build_sam2_video_predictor('configs/sam2.1/sam2.1_hiera_t.yaml',
+                                           'sam2.1_hiera_tiny.pt')
+    inference_state = predictor.init_state(video_path='frames/')   # JPEG folder, .mp4 or array
+    _, out_obj_ids, out_mask_logits = predictor.add_new_points_or_box(
+        inference_state=inference_state, frame_idx=0, obj_id=1, points=[[x, y]], labels=[1])
+    for out_frame_idx, out_obj_ids, out_mask_logits in predictor.propagate_in_video(
+        inference_state):
+      masks = out_mask_logits > 0.0                # [num_objs, 1, H, W] at the video's size
+
+The public methods carry the official names, keywords, defaults and return
+values; where the official returns torch tensors these are numpy arrays of the
+same shapes (``MaskLogits``, which also answer ``.cpu()`` / ``.numpy()``).
 
 Semantics follow the official predictor (sam2 @ 2b90b9f5, with the
 post-processing defaults of ``build_sam2_video_predictor`` except
-``fill_hole_area`` 0): prompts on any frame and for objects added at any
+``fill_hole_area`` 0; ``Sam2Settings`` turns ``add_all_frames_to_correct_as_cond``
+on, ``memvos_jax.sam2`` keeps the official off): prompts on any frame and for objects added at any
 time, corrections on tracked frames (memory-conditioned, previous logits as
 mask prompt, the frame becomes a conditioning frame when
 ``add_all_frames_to_correct_as_cond``), forward and backward propagation
@@ -21,7 +30,6 @@ slot bucket); the prompt steps compile once per point-count bucket.
 """
 
 import dataclasses
-import functools
 import os
 from collections import OrderedDict
 from typing import Any, Callable
@@ -29,8 +37,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image
 
+from memvos_jax.data.sam2_video import load_video
 from memvos_jax.errors import InputError
 from memvos_jax.models.layers import resize_bilinear
 from memvos_jax.models.sam2 import NO_OBJ_SCORE, SAM2, trunk_items
@@ -86,43 +94,36 @@ class VideoState:
   def obj_ids(self):
     return list(self.objects)
 
+  def __getitem__(self, key):
+    """The official ``inference_state[key]`` entries that have a meaning here."""
+    values = dict(num_frames=self.num_frames, video_height=self.video_hw[0],
+                  video_width=self.video_hw[1], obj_ids=self.obj_ids)
+    if key not in values:
+      raise KeyError(f'{key!r}: the state answers {", ".join(values)}; the rest lives in its '
+                     'fields (objects, cached)')
+    return values[key]
 
-def _resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
-  """PIL ``.resize((S, S))`` with its default (bicubic) filter, as the official loader."""
-  return np.asarray(Image.fromarray(frame).convert('RGB').resize((size, size)))
+
+class MaskLogits(np.ndarray):
+  """Video-resolution mask logits [num_objs, 1, H, W] float32 (official ``video_res_masks``).
+
+  A numpy array that also answers the torch calls made on the official
+  outputs, so ``(out_mask_logits[i] > 0.0).cpu().numpy()`` works unchanged.
+  """
+
+  def cpu(self):
+    return self
+
+  def detach(self):
+    return self
+
+  def numpy(self) -> np.ndarray:
+    return self.view(np.ndarray)
 
 
-def _frame_source(video, size: int):
-  """(loader, num_frames, (H, W)) for a folder of JPEGs or an array [T, H, W, 3] uint8."""
-  if isinstance(video, (str, os.PathLike)):
-    path = os.fspath(video)
-    if not os.path.isdir(path):
-      raise InputError(path, 'video must be a folder of JPEG frames')
-    names = [n for n in os.listdir(path) if os.path.splitext(n)[-1].lower() in ('.jpg', '.jpeg')]
-    if not names:
-      raise InputError(path, 'no JPEG frames in the folder')
-    try:
-      names.sort(key=lambda n: int(os.path.splitext(n)[0]))
-    except ValueError:
-      names.sort()
-    files = [os.path.join(path, n) for n in names]
-    with Image.open(files[0]) as im:
-      w, h = im.size
-
-    @functools.lru_cache(maxsize=8)
-    def load(i):
-      try:
-        with Image.open(files[i]) as im:
-          return np.asarray(im.convert('RGB').resize((size, size)))
-      except OSError as e:
-        raise InputError(files[i], f'unreadable image ({e})') from e
-    return load, len(files), (h, w)
-  frames = np.asarray(video)
-  if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-    raise InputError('<array>', f'frames must be [T, H, W, 3] uint8, got {frames.shape} '
-                     f'{frames.dtype}')
-  load = functools.lru_cache(maxsize=8)(lambda i: _resize_frame(frames[i], size))
-  return load, frames.shape[0], frames.shape[1:3]
+def _mask_logits(video: np.ndarray) -> MaskLogits:
+  """[K, H, W] -> [K, 1, H, W] MaskLogits (a writable copy, as the official tensors are)."""
+  return np.array(video, np.float32)[:, None].view(MaskLogits)
 
 
 def ring_size(model, settings) -> int:
@@ -171,11 +172,12 @@ class Sam2Predictor:
     return cls(params, model, settings, **kwargs)
 
   @classmethod
-  def from_checkpoint(cls, path: str, size: str = 'tiny', **kwargs) -> 'Sam2Predictor':
+  def from_checkpoint(cls, path: str, size: str = 'tiny', network: dict | None = None,
+                      **kwargs) -> 'Sam2Predictor':
     """An official ``sam2.1_hiera_<size>.pt`` (or .npz), or an orbax folder written by
     ``python -m memvos_jax.convert --model sam2`` / ``checkpoint.save_variables``;
-    size tiny/small/base_plus/large."""
-    model = SAM2(trunk=trunk_items(size))
+    size tiny/small/base_plus/large; ``network``: other ``SAM2`` fields (image_size, ...)."""
+    model = SAM2(trunk=trunk_items(size), **(network or {}))
     if os.path.isdir(path):
       from memvos_jax.checkpoint import restore_variables
       from memvos_jax.convert.sam2 import target_shapes
@@ -260,13 +262,23 @@ class Sam2Predictor:
     return jax.lax.scan(body, mems, (images, frames, valid))
 
   # --- state ------------------------------------------------------------------
-  def init_state(self, video) -> VideoState:
-    """A state for a video: a folder of JPEG frames or an array [T, H, W, 3] uint8."""
-    load, n, hw = _frame_source(video, self.model.image_size)
-    return VideoState(load_frame=load, num_frames=n, video_hw=tuple(int(v) for v in hw))
+  def init_state(self, video_path, offload_video_to_cpu: bool = False,
+                 offload_state_to_cpu: bool = False,
+                 async_loading_frames: bool = False) -> VideoState:
+    """The inference state of a video: a folder of JPEG frames, a video file (.mp4, ...) or
+    an array [T, H, W, 3] uint8 (``memvos_jax.data.sam2_video``).
 
-  def reset_state(self, state: VideoState) -> None:
-    state.objects.clear()
+    The offload and async options are accepted and change nothing: frames stay
+    on the host as uint8 (JPEGs read lazily), the state is host-side numpy and
+    only a chunk of frames and the memories are on the device while tracking.
+    """
+    del offload_video_to_cpu, offload_state_to_cpu, async_loading_frames
+    load, n, hw = load_video(video_path, self.model.image_size)
+    return VideoState(load_frame=load, num_frames=n, video_hw=hw)
+
+  def reset_state(self, inference_state: VideoState) -> None:
+    """Removes every object with its prompts and outputs (the frames stay loaded)."""
+    inference_state.objects.clear()
 
   def _features(self, state: VideoState, frame_idx: int):
     if state.cached is None or state.cached[0] != frame_idx:
@@ -306,13 +318,16 @@ class Sam2Predictor:
     return mb.ObjectMemory(**stacked)
 
   # --- prompts --------------------------------------------------------------------
-  def add_new_points_or_box(self, state: VideoState, frame_idx: int, obj_id, points=None,
-                            labels=None, clear_old_points: bool = True,
+  def add_new_points_or_box(self, inference_state: VideoState, frame_idx: int, obj_id,
+                            points=None, labels=None, clear_old_points: bool = True,
                             normalize_coords: bool = True, box=None):
     """Clicks (labels 1 positive, 0 negative) and/or a box (x0, y0, x1, y1) for one object.
 
-    Returns (frame_idx, obj_ids, video-resolution logits [K, H, W]) like the official.
+    Coordinates are video pixels (x, y), or [0, 1] with ``normalize_coords=False``.
+    Returns (frame_idx, obj_ids, out_mask_logits [K, 1, H, W]): every object's
+    logits on the frame, -1024 for objects without output there.
     """
+    state = inference_state
     self._check_frame(state, frame_idx)
     if (points is None) != (labels is None):
       raise InputError('<prompt>', 'points and labels must be provided together')
@@ -366,8 +381,16 @@ class Sam2Predictor:
                                int(out['choice']))
     return frame_idx, state.obj_ids, self._consolidate(state, frame_idx, is_cond)
 
-  def add_new_mask(self, state: VideoState, frame_idx: int, obj_id, mask):
-    """A binary mask [H, W] (any size; resized to the input size as official) for one object."""
+  def add_new_points(self, *args, **kwargs):
+    """The official deprecated alias of ``add_new_points_or_box``."""
+    return self.add_new_points_or_box(*args, **kwargs)
+
+  def add_new_mask(self, inference_state: VideoState, frame_idx: int, obj_id, mask):
+    """A binary mask [H, W] (any size; resized to the input size as official) for one object.
+
+    Returns (frame_idx, obj_ids, out_mask_logits [K, 1, H, W]) as ``add_new_points_or_box``.
+    """
+    state = inference_state
     self._check_frame(state, frame_idx)
     mask = np.asarray(mask)
     if mask.ndim != 2:
@@ -385,7 +408,7 @@ class Sam2Predictor:
                                float(out['score']), None, None)
     return frame_idx, state.obj_ids, self._consolidate(state, frame_idx, is_cond)
 
-  def _consolidate(self, state: VideoState, frame_idx: int, is_cond: bool) -> np.ndarray:
+  def _consolidate(self, state: VideoState, frame_idx: int, is_cond: bool) -> MaskLogits:
     """Every object's logits on the frame at video resolution (-1024 where it has none)."""
     s = 4 * self.feat_hw[0]
     low = np.full((len(state.objects), s, s), NO_OBJ_SCORE, np.float32)
@@ -394,7 +417,54 @@ class Sam2Predictor:
       o = temp.get(frame_idx) or obj.cond.get(frame_idx) or obj.non_cond.get(frame_idx)
       if o is not None:
         low[i] = o.pred_masks
-    return np.asarray(self._to_video(low, state.video_hw))
+    return _mask_logits(self._to_video(low, state.video_hw))
+
+  def clear_all_prompts_in_frame(self, inference_state: VideoState, frame_idx: int, obj_id,
+                                 need_output: bool = True):
+    """Drops the object's points or mask on the frame; a conditioning output there becomes
+    a tracked (non-conditioning) one. Returns (frame_idx, obj_ids, out_mask_logits)."""
+    state = inference_state
+    obj = self._object(state, obj_id)
+    obj.points.pop(frame_idx, None)
+    obj.masks.pop(frame_idx, None)
+    obj.temp_cond.pop(frame_idx, None)
+    obj.temp_non_cond.pop(frame_idx, None)
+    out = obj.cond.pop(frame_idx, None)
+    if out is not None:
+      obj.non_cond[frame_idx] = out
+      obj.tracked.pop(frame_idx, None)
+    if not need_output:
+      return None
+    return frame_idx, state.obj_ids, self._consolidate(state, frame_idx,
+                                                       self._temp_cond_on(state, frame_idx))
+
+  def remove_object(self, inference_state: VideoState, obj_id, strict: bool = False,
+                    need_output: bool = True):
+    """Forgets an object. Returns (obj_ids, updated_frames): for each frame the object had
+    prompts on, (frame_idx, out_mask_logits [K, 1, H, W]) of the remaining objects.
+
+    An unknown id is ignored, or an InputError with ``strict``; removing the
+    last object resets the state.
+    """
+    state = inference_state
+    if obj_id not in state.objects:
+      if strict:
+        raise InputError('<remove_object>', f'object id {obj_id!r} does not exist '
+                         f'(object ids: {state.obj_ids})')
+      return state.obj_ids, []
+    if len(state.objects) == 1:
+      self.reset_state(state)
+      return state.obj_ids, []
+    obj = state.objects.pop(obj_id)   # memories are per object: the others are untouched
+    updated = []
+    if need_output:
+      for t in sorted(set(obj.points) | set(obj.masks)):
+        updated.append((t, self._consolidate(state, t, self._temp_cond_on(state, t))))
+    return state.obj_ids, updated
+
+  @staticmethod
+  def _temp_cond_on(state: VideoState, frame_idx: int) -> bool:
+    return any(frame_idx in obj.temp_cond for obj in state.objects.values())
 
   def frame_outputs(self, state: VideoState, frame_idx: int) -> dict:
     """obj_id -> FrameOut for the frame (temporary outputs first), for inspection."""
@@ -423,9 +493,14 @@ class Sam2Predictor:
       for t in obj.cond:
         obj.non_cond.pop(t, None)
 
-  def propagate_in_video(self, state: VideoState, start_frame_idx: int | None = None,
+  def propagate_in_video(self, inference_state: VideoState, start_frame_idx: int | None = None,
                          max_frame_num_to_track: int | None = None, reverse: bool = False):
-    """Yields (frame_idx, obj_ids, video-resolution logits [K, H, W]) frame by frame."""
+    """Yields (frame_idx, obj_ids, out_mask_logits [K, 1, H, W]) frame by frame.
+
+    From ``start_frame_idx`` (default: the first prompted frame) over at most
+    ``max_frame_num_to_track`` + 1 frames, backwards with ``reverse``.
+    """
+    state = inference_state
     self._preflight(state)
     objs = list(state.objects.values())
     n = state.num_frames
@@ -462,4 +537,4 @@ class Sam2Predictor:
                                        float(outs['score'][j, k]), outs['maskmem'][j, k],
                                        outs['iou'][j, k], int(outs['choice'][j, k]))
           obj.tracked[t] = reverse
-        yield t, state.obj_ids, outs['video'][j]
+        yield t, state.obj_ids, _mask_logits(outs['video'][j])

@@ -3,7 +3,8 @@
 `overlay` blends object pixels with their palette colour and outlines them;
 `OverlayVideoWriter` streams frames into an h264 mp4 (imageio v3 + PyAV);
 `GifWriter` keeps a bounded, evenly subsampled, downscaled set of frames and
-writes a GIF on close; `contact_sheet` tiles a few frames into one image;
+writes a GIF that plays at the video's speed on close; `contact_sheet` tiles a
+few frames into one image, optionally labelled (e.g. with frame numbers);
 `object_stats` gives each object's area and bounding box.
 """
 
@@ -15,6 +16,7 @@ import av
 import imageio.v3 as iio
 import numpy as np
 from PIL import Image
+from PIL import ImageDraw
 
 
 def _colours(palette: Sequence[int]) -> np.ndarray:
@@ -88,18 +90,34 @@ def _downscale(frame: np.ndarray, max_side: int) -> np.ndarray:
       size, Image.BILINEAR))
 
 
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+  """``text`` in white on a black box at the top-left corner of ``tile`` [h, w, 3]."""
+  im = Image.fromarray(tile)
+  draw = ImageDraw.Draw(im)
+  _, _, x1, y1 = draw.textbbox((3, 2), text)   # PIL's default font
+  draw.rectangle((0, 0, x1 + 2, y1 + 2), fill=(0, 0, 0))
+  draw.text((3, 2), text, fill=(255, 255, 255))
+  return np.asarray(im)
+
+
 def contact_sheet(frames: Sequence[np.ndarray], cols: int = 4,
-                  max_side: int = 240, gap: int = 2) -> np.ndarray:
+                  max_side: int = 240, gap: int = 2,
+                  labels: Sequence[str] | None = None) -> np.ndarray:
   """Tiles frames ([H, W, 3] each) row by row into one [H', W', 3] uint8 image.
 
   Each frame is downscaled so its longer side is <= max_side; cells are as
   large as the largest frame, separated by `gap` black pixels. With n frames,
   c = min(cols, n) and r = ceil(n / c): H' = r * cell_h + (r - 1) * gap and
-  W' = c * cell_w + (c - 1) * gap.
+  W' = c * cell_w + (c - 1) * gap. `labels` (one per frame, e.g. "frame 12")
+  are drawn at each tile's top-left corner.
   """
   if not frames:
     raise ValueError('contact_sheet needs at least one frame')
+  if labels is not None and len(labels) != len(frames):
+    raise ValueError(f'{len(labels)} labels for {len(frames)} frames')
   small = [_downscale(f, max_side) for f in frames]
+  if labels is not None:
+    small = [_label(f, str(t)) for f, t in zip(small, labels)]
   ch = max(f.shape[0] for f in small)
   cw = max(f.shape[1] for f in small)
   c = max(1, min(cols, len(small)))
@@ -167,11 +185,16 @@ class OverlayVideoWriter:
 class GifWriter:
   """Collects a bounded preview of a video and writes it as a GIF on close.
 
-  Of `num_frames` written frames every k-th is kept, k = ceil(num_frames /
-  max_frames), so at most `max_frames` frames (each downscaled to a longer side
-  <= max_side) are held. Each kept frame is shown for k / fps seconds. Pillow
-  merges identical consecutive frames, so the GIF may hold fewer frames.
+  The GIF plays at the video's speed (`fps`, taken as at least MIN_FPS). Of
+  `num_frames` written frames every k-th is kept, k = max(ceil(num_frames /
+  max_frames), ceil(fps / MAX_FPS)), so at most `max_frames` frames (each
+  downscaled to a longer side <= max_side) are held and at most MAX_FPS are
+  shown per second (viewers slow faster GIFs down). Each kept frame is shown
+  for k / fps seconds. Pillow merges identical consecutive frames, so the GIF
+  may hold fewer frames.
   """
+
+  MIN_FPS, MAX_FPS = 1.0, 30.0
 
   def __init__(self, path, num_frames: int, max_frames: int = 60,
                max_side: int = 320, fps: float = 10.0):
@@ -180,7 +203,9 @@ class GifWriter:
     self.path = pathlib.Path(path)
     self.max_frames = int(max_frames)
     self.max_side = int(max_side)
-    self.every = max(1, math.ceil(max(int(num_frames), 1) / self.max_frames))
+    fps = max(float(fps), self.MIN_FPS)
+    self.every = max(1, math.ceil(max(int(num_frames), 1) / self.max_frames),
+                     math.ceil(fps / self.MAX_FPS - 1e-9))
     self.duration_ms = max(10, round(1000 * self.every / fps))
     self._seen = 0
     self._kept: list[Image.Image] = []

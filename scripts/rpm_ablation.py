@@ -32,7 +32,7 @@ from PIL import Image
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from configs import rpm as rpm_config  # noqa: E402
+from memvos_jax.configs import rpm as rpm_config  # noqa: E402
 from memvos_jax import metrics, pipeline  # noqa: E402
 from memvos_jax.data import frame_pairs, video_folder  # noqa: E402
 from memvos_jax.families import rpm as rpm_family  # noqa: E402

@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO
 from memvos_jax.memory import adaptive
 from memvos_jax.memory import bank as frame_bank
 
@@ -302,8 +301,7 @@ def test_frame_bank_lfu_evicts_least_used_per_age():
 
 def test_stcn_with_lfu_eviction_is_a_settings_switch():
   """STCN's frame bank with eviction='lfu': the least used unpinned frame goes, not the oldest."""
-  import importlib.util
-  from memvos_jax import inference
+  from memvos_jax import configs, inference
   from memvos_jax.models import STCN
   h, w, k = 32, 48, 1
   model = STCN(key_backbone='resnet18', value_backbone='resnet18', key_dim=16, value_dim=32)
@@ -329,7 +327,23 @@ def test_stcn_with_lfu_eviction_is_a_settings_switch():
   assert kept == {'fifo': [0, 2, 3], 'lfu': [0, 1, 3]}
   with pytest.raises(ValueError, match='eviction'):
     inference.InferenceSettings(eviction='lru')
-  spec = importlib.util.spec_from_file_location('stcn_config', REPO / 'configs' / 'stcn.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  assert module.get_config().inference.eviction == 'fifo'      # default unchanged
+  assert configs.get('stcn').inference.eviction == 'fifo'      # default unchanged
+
+
+@pytest.mark.parametrize('offset, merged', [(0.0, 0), (-1e-6, 1)])
+def test_cosine_exactly_at_threshold_is_appended_not_merged(offset, merged):
+  """Official ``FeatureBank.update`` merges only where corr > thres_close (strictly).
+
+  Keys (1, 0) and (0.6, 0.8) have unit norms and a cosine of exactly
+  float32(0.6) here, so with thres_close = 0.6 the new key sits on the
+  threshold: strictly greater means append (``>=`` would merge it); a
+  threshold a hair lower merges it.
+  """
+  bank = adaptive.init(1, 4, 2, 3)
+  bank = adaptive.reset(bank, jnp.array([[[1.0, 0.0]]]), jnp.ones((1, 1, 3)), 0)
+  new_k = jnp.array([[[0.6, 0.8]]], jnp.float32)
+  assert float(jnp.sum(new_k * jnp.array([1.0, 0.0]))) == np.float32(0.6)
+  out = adaptive.update(bank, new_k, jnp.ones((1, 1, 3)), 1, limit=4,
+                        thres_close=float(np.float32(0.6)) + offset)
+  assert int(out.merged[0]) == merged
+  assert int(out.count[0]) == 2 - merged

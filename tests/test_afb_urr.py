@@ -212,7 +212,7 @@ def test_converter_refuses_mismatches(official_state):
   model, _ = _model()
   bad = dict(official_state)
   del bad['decoder.RF2.ResMM.conv1.bias']
-  with pytest.raises(CheckpointError, match='missing.*decoder/RF2/ResMM/conv1/bias'):
+  with pytest.raises(CheckpointError, match=r'1 missing: decoder\.RF2\.ResMM\.conv1\.bias'):
     convert_afb.convert(bad, model, source='x.pth')
   bad = dict(official_state, **{'decoder.extra.weight': np.zeros(3, np.float32)})
   with pytest.raises(CheckpointError, match='unexpected: decoder.extra.weight'):

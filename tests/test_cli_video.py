@@ -52,6 +52,7 @@ def test_segment_mp4_writes_everything(tmp_path):
   assert reader.num_frames == T and reader.frame_size == (H, W)
   gif = Image.open(out / 'overlay.gif')
   assert gif.n_frames == T and gif.size == (W, H)
+  assert gif.info['duration'] == 100                       # the mp4's 10 fps
   stats = json.loads((out / 'objects.json').read_text())
   assert stats['frames'] == T
   assert abs(stats['objects']['0']['1']['area'] - 16 * 16) < 0.2 * 16 * 16  # given mask, resized back
@@ -73,3 +74,34 @@ def test_segment_bad_input_names_the_file(tmp_path, problem):
   r = _cli('--video', video, '--mask', mask, '--out', tmp_path / 'out')
   assert r.returncode == 1
   assert expect in r.stderr and (str(mask) in r.stderr or str(video) in r.stderr)
+
+
+def test_segment_frame_folder_with_a_later_object(tmp_path):
+  """--mask FRAME:PATH adds an object later; --fps sets the overlays' speed."""
+  frames = tmp_path / 'frames'
+  frames.mkdir()
+  for t in range(6):
+    f = np.full((H, W, 3), 40, np.uint8)
+    f[10:26, 5 + 4 * t:21 + 4 * t] = (200, 60, 60)
+    f[30:44, 50:70] = (60, 200, 60)
+    Image.fromarray(f).save(frames / f'{t:05d}.png')
+  for name, box, k in (('a.png', (slice(10, 26), slice(5, 21)), 1),
+                       ('b.png', (slice(30, 44), slice(50, 70)), 2)):
+    m = np.zeros((H, W), np.uint8)
+    m[box] = k
+    im = Image.fromarray(m, mode='P')
+    im.putpalette(davis_palette())
+    im.save(tmp_path / name)
+  out = tmp_path / 'out'
+  r = _cli('--video', frames, '--mask', tmp_path / 'a.png', '--mask', f'3:{tmp_path / "b.png"}',
+           '--out', out, '--fps', 12, '--size', 0, '--chunk', 4)
+  assert r.returncode == 0, r.stderr
+  (settings,) = [l for l in r.stderr.splitlines() if l.startswith('settings:')]
+  assert 'memory capacity 20 frames' in settings and '12 fps' in settings
+  ids = [set(np.unique(np.array(Image.open(out / 'masks' / f'{t:05d}.png'))).tolist())
+         for t in range(6)]
+  assert all(2 not in s for s in ids[:3]) and all(2 in s for s in ids[3:])
+  assert Image.open(out / 'overlay.gif').info['duration'] == 80      # 12 fps (GIF: 1/100 s)
+  assert video_file.VideoReader(str(out / 'overlay.mp4'), chunk=6).fps == pytest.approx(12)
+  assert json.loads((out / 'objects.json').read_text())['fps'] == 12
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['a.png', 'b.png', 'frames', 'out']

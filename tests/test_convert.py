@@ -36,7 +36,9 @@ def test_every_key_lands(state):
 
 
 @pytest.mark.parametrize('edit, words', [
-    (lambda s: s.pop('decoder.pred.bias'), ['1 missing', 'decoder/pred/bias']),
+    (lambda s: s.pop('decoder.pred.bias'), ['1 missing', 'decoder.pred.bias']),
+    (lambda s: s.pop('key_encoder.layer2.0.conv2.weight'), ['1 missing', 'key_encoder.layer2.0.conv2.weight']),
+    (lambda s: s.pop('value_encoder.bn1.running_var'), ['1 missing', 'value_encoder.bn1.running_var']),
     (lambda s: s.__setitem__('decoder.extra.weight', np.zeros(3)), ['1 unexpected', 'decoder.extra.weight']),
     (lambda s: s.__setitem__('key_comp.bias', np.zeros(7)), ['mis-shaped', 'key_comp.bias']),
 ])
@@ -49,6 +51,9 @@ def test_wrong_keys_are_listed(state, edit, words):
   assert msg.startswith('ckpt.pth: ') and '\n' not in msg
   for w in words:
     assert w in msg
+  assert 'params/' not in msg and 'batch_stats/' not in msg     # the checkpoint's own names
+  if 'mis-shaped' in words:
+    assert 'missing' not in msg                                 # reported once
 
 
 def test_stage0_value_encoder_is_padded(state):

@@ -14,14 +14,12 @@ from PIL import Image
 
 import memvos_jax
 from memvos_jax import checkpoint, pipeline
+from memvos_jax.configs import default as default_config
 from memvos_jax.data import sampling, sources, video_folder
 from memvos_jax.errors import CheckpointError, InputError
 from memvos_jax.training import evaluation, trainer
 
 from conftest import REPO, need_shared
-
-sys.path.insert(0, str(REPO))
-from configs import default as default_config  # noqa: E402
 
 SEQS = {'alpha': 7, 'beta': 6, 'gamma': 5, 'delta': 5}    # name -> frames
 H, W = 72, 128

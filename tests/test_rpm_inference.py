@@ -123,7 +123,7 @@ def test_trained_weights_round_trip_npz_and_bad_keys_refused(tmp_path):
 
 def test_eval_py_runs_rpm_and_scores(tmp_path, capsys):
   """``eval.py --config configs/rpm.py:tiny`` on a densely annotated folder."""
-  from configs import rpm as rpm_config
+  from memvos_jax.configs import rpm as rpm_config
   from memvos_jax import evaluate_folders
   from memvos_jax.data import video_folder
   root = tmp_path / 'data'

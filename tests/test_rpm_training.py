@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from configs import rpm as rpm_config
+from memvos_jax.configs import rpm as rpm_config
 from memvos_jax.data import frame_pairs
 from memvos_jax.errors import InputError
 

@@ -46,7 +46,7 @@ def protocol_masks(pred, frames, given: dict[int, tuple[int, np.ndarray]]) -> np
     f, mask = given[oid]
     pred.add_new_mask(state, f, oid, mask)
     for frame, _, video in pred.propagate_in_video(state, start_frame_idx=f):
-      logits[i, frame] = video[0]
+      logits[i, frame] = video[0, 0]
   best = np.argmax(logits, axis=0)
   return np.where(np.max(logits, axis=0) > 0, np.asarray(ids, np.uint8)[best], 0)
 

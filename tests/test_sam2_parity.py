@@ -47,7 +47,7 @@ def _rows(expected, rows):
   obj_ids = [int(o) for o in expected['obj_ids']]
   for r, (frame, ids, outs, video) in enumerate(rows):
     for k, oid in enumerate(obj_ids):
-      yield r, k, oid, outs.get(oid), (video[ids.index(oid)] if oid in ids else None)
+      yield r, k, oid, outs.get(oid), (video[ids.index(oid), 0] if oid in ids else None)
 
 
 def test_low_res_logits_and_scores(bike_run):

@@ -111,20 +111,20 @@ def test_predictor_workflow(small):
     pred.add_new_points_or_box(state, 9, 1, points=[[5, 5]], labels=[1])
 
   f, ids, logits = pred.add_new_points_or_box(state, 3, 1, points=[[30, 20]], labels=[1])
-  assert (f, ids, logits.shape) == (3, [1], (1, 40, 60))
+  assert (f, ids, logits.shape) == (3, [1], (1, 1, 40, 60))
   first = pred.frame_outputs(state, 3)[1]
   assert first.choice in (1, 2, 3)                    # one click on a new frame: multimask
   mask = np.zeros((40, 60), bool)
   mask[10:30, 20:40] = True
   f, ids, logits = pred.add_new_mask(state, 5, 2, mask)   # second object, later frame
-  assert ids == [1, 2] and logits.shape == (2, 40, 60)
+  assert ids == [1, 2] and logits.shape == (2, 1, 40, 60)
   assert np.all(logits[0] == -1024.0)                 # object 1 has no output on frame 5 yet
   assert pred.frame_outputs(state, 5)[2].score == 10.0
-  assert ((logits[1] > 0) == mask).mean() > 0.95
+  assert ((logits[1, 0] > 0) == mask).mean() > 0.95
 
   out = {t: v for t, _, v in pred.propagate_in_video(state)}
   assert sorted(out) == [3, 4, 5, 6]
-  np.testing.assert_array_equal(out[3][0] > 0, logits_at(pred, state, 3, 0) > 0)
+  np.testing.assert_array_equal(out[3][0, 0] > 0, logits_at(pred, state, 3, 0) > 0)
   assert set(state.objects[2].non_cond) == {3, 4, 6}  # tracked before its prompt frame too
   back = [t for t, _, _ in pred.propagate_in_video(state, reverse=True)]
   assert back == [3, 2, 1, 0]

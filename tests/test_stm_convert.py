@@ -40,7 +40,7 @@ def test_missing_and_unexpected_keys_are_listed(state):
     convert_stm.convert(bad, source='stm.pth')
   msg = str(e.value)
   assert msg.startswith('stm.pth: ')
-  assert 'decoder/pred2/bias' in msg and 'Encoder_M.conv1_o.weight' in msg
+  assert 'missing: Decoder.pred2.bias' in msg and 'Encoder_M.conv1_o.weight' in msg
   assert 'unexpected' in msg and 'Decoder.extra.weight' in msg
 
 

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from configs import stcn
+from memvos_jax.configs import stcn
 from memvos_jax.training import trainer
 
 

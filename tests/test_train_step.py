@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import stcn
 from memvos_jax import pipeline
+from memvos_jax.configs import stcn
 from memvos_jax.data import sampling
 from memvos_jax.errors import InputError
 from memvos_jax.training import bn_init, config_check, forward, loss, trainer, writers

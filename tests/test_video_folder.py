@@ -177,6 +177,56 @@ def test_greyscale_annotation(tmp_path):
   assert len(ann.palette) == 768
 
 
+def _soft_edges(ids: np.ndarray, scale: int = 4) -> np.ndarray:
+  """ids drawn at `scale` x and downscaled bilinearly: interpolated values along edges."""
+  h, w = ids.shape
+  big = np.asarray(Image.fromarray(ids).resize((w * scale, h * scale), Image.NEAREST))
+  return np.asarray(Image.fromarray(big).resize((w, h), Image.BILINEAR))
+
+
+def test_antialiased_binary_mask_is_one_object_with_a_warning(tmp_path):
+  big = np.zeros((128, 192), np.uint8)
+  big[26:78, 34:110] = 255
+  soft = np.asarray(Image.fromarray(big).resize((48, 32), Image.BILINEAR))
+  assert len(np.unique(soft)) > 3                       # grey levels along the edges
+  _, anns = make_clip(tmp_path, 'a', size=(32, 48), annotations={0: Image.fromarray(soft, 'L')})
+  with pytest.warns(UserWarning, match='anti-aliasing grey levels') as w:
+    ann = vf.read_annotations(vf.find_clips(tmp_path)[0])
+  assert str(anns / '00000.png') in str(w[0].message)
+  np.testing.assert_array_equal(ann.masks[0], (soft >= 128).astype(np.uint8))
+  assert ann.labels.tolist() == [1]
+
+
+def test_interpolated_ids_are_refused(tmp_path):
+  ids = np.zeros((32, 48), np.uint8)
+  ids[5:17, 5:22] = 1
+  ids[15:30, 25:45] = 12
+  make_clip(tmp_path, 'a', size=(32, 48), annotations={0: _soft_edges(ids)})
+  with pytest.raises(InputError, match='looks like anti-aliasing or interpolated resizing'):
+    vf.read_annotations(vf.find_clips(tmp_path)[0])
+  make_clip(tmp_path, 'b', size=(32, 48), annotations={0: ids})   # the same, unblurred: fine
+  assert vf.read_annotations(vf.find_clips(tmp_path, ['b'])[0]).labels.tolist() == [1, 12]
+
+
+def test_first_annotation_without_object(tmp_path):
+  _, anns = make_clip(tmp_path, 'a', annotations={0: np.zeros((6, 8), np.uint8),
+                                                  1: np.ones((6, 8), np.uint8)})
+  with pytest.raises(InputError, match='the first annotation has no object') as e:
+    vf.read_annotations(vf.find_clips(tmp_path)[0])
+  assert str(e.value).startswith(str(anns / '00000.png'))
+
+
+def test_one_empty_clip_does_not_hide_the_others(tmp_path):
+  make_clip(tmp_path, 'a')
+  (tmp_path / 'JPEGImages' / 'b').mkdir()
+  assert vf.clip_names(tmp_path) == ['a', 'b']
+  assert vf.find_clip(tmp_path, 'a').name == 'a'
+  with pytest.raises(InputError, match='no frames'):
+    vf.find_clip(tmp_path, 'b')
+  with pytest.raises(InputError, match='clip folder does not exist'):
+    vf.clip_names(tmp_path, ['a', 'c'])
+
+
 @pytest.mark.parametrize('mode', ['RGB', 'RGBA'])
 def test_rgb_annotation_with_davis_colours(tmp_path, mode):
   ids = np.zeros((6, 8), np.uint8)

@@ -152,6 +152,26 @@ def test_contact_sheet_shape():
   assert single.shape == (100, 200, 3)
 
 
+def test_contact_sheet_labels_are_drawn():
+  frames = [np.full((60, 80, 3), 128, np.uint8) for _ in range(3)]
+  plain = visualize.contact_sheet(frames)
+  labelled = visualize.contact_sheet(frames, labels=['frame 0', 'frame 5', 'frame 10'])
+  assert labelled.shape == plain.shape
+  corner = labelled[:12, :40]                    # black box with white text
+  assert (corner == 0).any() and (corner > 200).any()
+  assert np.array_equal(labelled[20:], plain[20:])  # the rest of the tiles is untouched
+  with pytest.raises(ValueError, match='labels'):
+    visualize.contact_sheet(frames, labels=['frame 0'])
+
+
+@pytest.mark.parametrize('fps, every, duration_ms', [
+    (24.0, 1, 42), (10.0, 1, 100), (60.0, 2, 33), (120.0, 4, 33), (0.2, 1, 1000)])
+def test_gif_writer_plays_at_the_video_speed(tmp_path, fps, every, duration_ms):
+  """Real-time playback; at most 30 shown frames per second, each at most 1 s."""
+  gif = visualize.GifWriter(tmp_path / 'a.gif', num_frames=40, fps=fps)
+  assert gif.every == every and gif.duration_ms == duration_ms
+
+
 @pytest.mark.parametrize('h,w', [(48, 64), (47, 63)])
 def test_overlay_video_writer_round_trip(tmp_path, h, w):
   path = _write_mp4(tmp_path / f'o{h}x{w}.mp4', t=9, h=h, w=w, fps=12.0)

@@ -7,9 +7,12 @@ Leaves: conv ``weight`` [O, I, kh, kw] -> ``kernel`` [kh, kw, I, O]; linear
 ``running_mean``/``running_var`` -> params ``scale``/``bias`` and
 batch_stats ``mean``/``var``; ``num_batches_tracked`` is accounted for and
 dropped. Every torch key must land on a Flax leaf of the right shape and every
-Flax leaf must be filled, or a CheckpointError lists the offending keys.
+Flax leaf must be filled, or a CheckpointError lists the offending keys, all
+in the checkpoint's own (torch) names: a missing leaf is named by the torch
+key that would fill it (``torch_name``), a mis-shaped key only as mis-shaped.
 """
 
+import re
 from typing import Any, Iterable, Mapping
 
 import flax
@@ -38,6 +41,57 @@ def _rename(name: str, renames: Iterable[tuple[str, str]]) -> str:
   return name
 
 
+_TORCH_LEAF = {'kernel': 'weight', 'scale': 'weight', 'mean': 'running_mean',
+               'var': 'running_var'}
+
+
+def _split_indices(component: str) -> str:
+  """'layer2_0' -> 'layer2.0', 'mlp_1' -> 'mlp.1' (inverse of ``flax_module_path``)."""
+  tail = []
+  while (m := re.search(r'_(\d+)$', component)):
+    tail.insert(0, m.group(1))
+    component = component[:m.start()]
+  return '.'.join([component] + tail)
+
+
+def _forward_module(name: str, renames) -> tuple[str, ...]:
+  """The Flax module path a torch key ``name`` lands in (``torch_to_flax``'s rule)."""
+  module = _rename(name, renames).rpartition('.')[0]
+  return flax_module_path(module) if module else ()
+
+
+def module_prefixes(keys: Iterable[str]) -> set[tuple[str, ...]]:
+  """Every dotted module prefix of the torch ``keys`` ('a.b.w' -> ('a',), ('a', 'b'))."""
+  return {tuple(k.split('.')[:i]) for k in keys for i in range(1, k.count('.') + 1)}
+
+
+def torch_name(dest: tuple[str, ...], renames: Iterable[tuple[str, str]] = (),
+               prefixes: set[tuple[str, ...]] = frozenset()) -> str:
+  """The torch key that would fill the Flax leaf ``dest`` (collection, *module, leaf).
+
+  Candidates (indices split or not, each rename undone) are checked by mapping
+  them forward again; among those that map back, the one sharing the longest
+  module prefix with the checkpoint's keys (``module_prefixes``) wins: its
+  naming style. The Flax path is returned when no candidate maps back.
+  """
+  renames = tuple(renames)
+  _, *module, leaf = dest
+  torch_leaf = _TORCH_LEAF.get(leaf, leaf)
+  candidates = []
+  for parts in ([_split_indices(c) for c in module], module):   # split indices first
+    name = '.'.join(list(parts) + [torch_leaf])
+    candidates += [old + name[len(new):] for old, new in renames if name.startswith(new)]
+    candidates.append(name)
+  good = [c for c in dict.fromkeys(candidates) if _forward_module(c, renames) == tuple(module)]
+  if not good:
+    return '/'.join(dest)
+
+  def shared(name):
+    parts = tuple(name.split('.')[:-1])
+    return max((i for i in range(len(parts) + 1) if parts[:i] in prefixes), default=0)
+  return max(good, key=shared)    # max keeps the first of equals
+
+
 def _list(keys, limit=12):
   keys = sorted(keys)
   more = f' ... (+{len(keys) - limit} more)' if len(keys) > limit else ''
@@ -46,7 +100,7 @@ def _list(keys, limit=12):
 
 def torch_to_flax(state: Mapping[str, np.ndarray], target: Any,
                   renames: Iterable[tuple[str, str]] = (), source: str = 'checkpoint',
-                  ignore: Iterable[str] = ()) -> dict:
+                  ignore: Iterable[str] = (), reported: Iterable[str] = ()) -> dict:
   """Map ``state`` onto ``target`` (a variables tree of arrays or ShapeDtypeStructs).
 
   Args:
@@ -56,13 +110,17 @@ def torch_to_flax(state: Mapping[str, np.ndarray], target: Any,
     source: file name for error messages.
     ignore: torch keys that are known to be unused by the network (reported
       by the caller, never silently dropped here).
+    reported: Flax leaves ('params/a/b/kernel') left unfilled whose torch keys
+      the caller reports itself (not listed again as missing).
   Returns:
     A variables dict (``params``, ``batch_stats``) of numpy float32 arrays.
   """
   flat_target = flax.traverse_util.flatten_dict(flax.core.unfreeze(target))
   filled: dict[tuple[str, ...], np.ndarray] = {}
   unexpected, mismatched = [], []
+  renames = tuple(renames)
   ignore = set(ignore)
+  accounted = {tuple(r.split('/')) for r in reported}
 
   for name, value in state.items():
     if name in ignore:
@@ -97,11 +155,14 @@ def torch_to_flax(state: Mapping[str, np.ndarray], target: Any,
       continue
     if tuple(flat_target[dest].shape) != tuple(arr.shape):
       mismatched.append(f'{name} {tuple(value.shape)} vs expected '
-                        f'{tuple(flat_target[dest].shape)} ({"/".join(dest)})')
+                        f'{tuple(flat_target[dest].shape)}')
+      accounted.add(dest)
       continue
     filled[dest] = np.ascontiguousarray(arr, dtype=np.float32)
 
-  missing = ['/'.join(p) for p in flat_target if p not in filled]
+  unfilled = [p for p in flat_target if p not in filled and p not in accounted]
+  prefixes = module_prefixes(state) if unfilled else set()
+  missing = [torch_name(p, renames, prefixes) for p in unfilled]
   problems = []
   if missing:
     problems.append(f'{len(missing)} missing: {_list(missing)}')

@@ -58,9 +58,9 @@ def convert(state: dict, model=None, source: str = 'checkpoint') -> dict:
                               f'{tuple(flat[dest].shape)}')
       raw[dest] = np.ascontiguousarray(value, dtype=np.float32)
     else:
-      rest[new] = value
+      rest[name] = value      # renamed again by torch_to_flax; errors name the official key
   rest_target = flax.traverse_util.unflatten_dict({k: v for k, v in flat.items() if k not in raw})
-  out = torch_to_flax(rest, rest_target, source=source)
+  out = torch_to_flax(rest, rest_target, RENAMES, source=source)
   merged = flax.traverse_util.flatten_dict(out)
   merged.update(raw)
   return flax.traverse_util.unflatten_dict(merged)

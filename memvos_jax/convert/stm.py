@@ -81,10 +81,12 @@ def convert(state: dict, model: STM | None = None, source: str = 'checkpoint') -
   else:
     for k in _FIRST_CONVS:   # reported as missing below; the rest must not be "unexpected"
       state.pop(k, None)
+  stacked = [] if _FIRST_CONVS[0] in state else ['params/memory_encoder/conv1/kernel']
 
   missing = missing_buffers + missing_first
   try:
-    variables = torch_to_flax(state, abstract_variables(model), RENAMES, source=source)
+    variables = torch_to_flax(state, abstract_variables(model), RENAMES, source=source,
+                              reported=stacked)
   except CheckpointError as e:
     extra = (f'; also missing: {", ".join(missing)}' if missing else '') + \
             ''.join(f'; {p}' for p in problems)

@@ -21,6 +21,8 @@ from memvos_jax.errors import InputError
 
 VIDEO_SUFFIXES = ('.mp4', '.m4v', '.webm', '.avi', '.mov', '.mkv', '.gif')
 DEFAULT_FPS = 24.0  # When the container gives no usable frame rate.
+# Boxes an mp4/mov file can start with (ISO base media / QuickTime).
+_FIRST_BOXES = ('ftyp', 'moov', 'mdat', 'free', 'skip', 'wide', 'pnot', 'uuid')
 
 
 def is_video_file(path) -> bool:
@@ -36,8 +38,47 @@ def _reason(e: BaseException) -> str:
   return f'{type(e).__name__}: {text}' if text else type(e).__name__
 
 
+def _container_problem(path: pathlib.Path) -> str | None:
+  """Why an mp4/mov file cannot be opened, judged from its top-level boxes, or None.
+
+  A file cut short (an interrupted download, copy or recording) ends inside a
+  box, or lacks the ``moov`` index that the writer puts at the end.
+  """
+  if path.suffix.lower() not in ('.mp4', '.m4v', '.mov'):
+    return None
+  try:
+    total = path.stat().st_size
+    boxes = []
+    with open(path, 'rb') as f:
+      offset = 0
+      while offset + 8 <= total:
+        f.seek(offset)
+        head = f.read(16)
+        size, kind = int.from_bytes(head[:4], 'big'), head[4:8].decode('latin-1')
+        if size == 1 and len(head) == 16:
+          size = int.from_bytes(head[8:16], 'big')
+        elif size == 0:
+          size = total - offset
+        if size < 8 or not kind.isprintable() or (not boxes and kind not in _FIRST_BOXES):
+          return None          # not an ISO media file after all: let FFmpeg say why
+        boxes.append(kind)
+        if offset + size > total:
+          return (f'the file ends inside its {kind!r} box ({total - offset} of {size} bytes), '
+                  'so it was cut short (an interrupted download, copy or recording?)')
+        offset += size
+  except OSError:
+    return None
+  if boxes and boxes[0] == 'ftyp' and 'moov' not in boxes:
+    return ('the file has no index (moov box), so it was cut short or is still being '
+            'written (an interrupted download, copy or recording?)')
+  return None
+
+
 def _decode_error(path: pathlib.Path, e: BaseException) -> InputError:
-  return InputError(path, f'cannot decode video: {_reason(e)}')
+  """No frame could be decoded: FFmpeg's reason, and the container's if it is cut."""
+  cut = _container_problem(path)
+  why = f'; {cut}' if cut else ''
+  return InputError(path, f'cannot decode video: {_reason(e)} (no frame decoded){why}')
 
 
 def _probe(path: pathlib.Path) -> tuple[int, float, tuple[int, int]]:
@@ -134,7 +175,8 @@ class VideoReader:
         try:
           frame = next(frames, None)  # [nh, nw, 3], a view into PyAV's buffer.
         except Exception as e:
-          raise InputError(self.path, f'cannot decode video: frame {index}: '
+          reached = f'frame {index - 1} was the last decoded' if index else 'no frame decoded'
+          raise InputError(self.path, f'cannot decode video at frame {index} ({reached}): '
                            f'{_reason(e)}') from None
         if frame is None:
           break
@@ -153,9 +195,9 @@ class VideoReader:
           out = np.empty((min(self.chunk, self.num_frames - index), h, w, 3),
                          np.uint8)
       if index != self.num_frames:
-        raise InputError(self.path, f'cannot decode video: decoded {index} '
-                         f'frames but its header says {self.num_frames}; '
-                         're-encode it (e.g. with ffmpeg)')
+        raise InputError(self.path, f'cannot decode video: it ends after frame {index - 1} '
+                         f'({index} of the {self.num_frames} frames its header announces), '
+                         'so it was probably cut short; re-download or re-encode it')
     finally:
       plugin.close()
 

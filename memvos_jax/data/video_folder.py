@@ -24,6 +24,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from memvos_jax.data import mask_levels
 from memvos_jax.errors import InputError
 
 FRAME_SUFFIXES = ('.jpg', '.jpeg', '.png')
@@ -142,6 +143,39 @@ def _list_annotations(folder: pathlib.Path,
   return dict(sorted(out.items()))
 
 
+def clip_names(root, clips: Sequence[str] | None = None) -> list[str]:
+  """The clip names under `root` (all, or the named ones, which must exist), sorted.
+
+  Only the layout and the named folders are checked, not their contents: an
+  empty or broken clip folder is reported by `find_clip` for that clip alone.
+  """
+  frames_dir, _ = _layout(pathlib.Path(root))
+  if clips is None:
+    names = sorted(p.name for p in frames_dir.iterdir()
+                   if _is_visible(p) and p.is_dir())
+    if not names:
+      raise InputError(frames_dir, 'no clip folders in the frames folder')
+    return names
+  if isinstance(clips, (str, os.PathLike)):
+    clips = [clips]
+  names = sorted({str(c) for c in clips})
+  for name in names:
+    if not (frames_dir / name).is_dir():
+      raise InputError(frames_dir / name, 'clip folder does not exist')
+  return names
+
+
+def find_clip(root, name: str, require_annotations: bool = True) -> Clip:
+  """One clip's frame and annotation files (no pixel data read)."""
+  frames_dir, ann_dir = _layout(pathlib.Path(root))
+  folder = frames_dir / name
+  if not folder.is_dir():
+    raise InputError(folder, 'clip folder does not exist')
+  frames = _list_frames(folder)
+  annotations = _list_annotations(ann_dir / name, frames, require_annotations)
+  return Clip(name, frames, annotations, ann_dir / name)
+
+
 def find_clips(root, clips: Sequence[str] | None = None,
                require_annotations: bool = True) -> list[Clip]:
   """Lists the clips under `root` (all, or the named ones), sorted by name.
@@ -149,27 +183,8 @@ def find_clips(root, clips: Sequence[str] | None = None,
   Reads no pixel data. With `require_annotations=False` a clip without an
   annotation folder gets empty `annotation_paths` instead of an error.
   """
-  root = pathlib.Path(root)
-  frames_dir, ann_dir = _layout(root)
-  if clips is None:
-    names = sorted(p.name for p in frames_dir.iterdir()
-                   if _is_visible(p) and p.is_dir())
-    if not names:
-      raise InputError(frames_dir, 'no clip folders in the frames folder')
-  else:
-    if isinstance(clips, (str, os.PathLike)):
-      clips = [clips]
-    names = sorted({str(c) for c in clips})
-  out = []
-  for name in names:
-    folder = frames_dir / name
-    if not folder.is_dir():
-      raise InputError(folder, 'clip folder does not exist')
-    frames = _list_frames(folder)
-    annotations = _list_annotations(ann_dir / name, frames,
-                                    require_annotations)
-    out.append(Clip(name, frames, annotations, ann_dir / name))
-  return out
+  return [find_clip(root, name, require_annotations)
+          for name in clip_names(root, clips)]
 
 
 # ---------------------------------------------------------------- annotations
@@ -275,9 +290,11 @@ def read_annotations(clip: Clip,
       masks[i] = pixels.astype(np.uint8, copy=False)
     else:
       masks[i] = _rgb_to_ids(path, pixels, candidates)
-  # Binary 0/255 masks (DAVIS-2016, most editors' exports): one object, id 1.
-  if all(set(np.unique(m).tolist()) <= {0, 255} for m in masks.values()):
-    masks = {i: (m == 255).astype(np.uint8) for i, m in masks.items()}
+  masks = object_ids(masks, {i: r[0] for i, r in raw.items()})
+  first = min(masks)
+  if not masks[first].any():
+    raise InputError(raw[first][0], 'the first annotation has no object (every pixel is '
+                     '0, background); it must show at least one object')
   present = np.zeros(256, bool)
   for m in masks.values():
     present[np.unique(m)] = True
@@ -287,7 +304,35 @@ def read_annotations(clip: Clip,
       palette=palette,
       size=size,
       masks=masks,
-      first_frame=min(masks))
+      first_frame=first)
+
+
+def object_ids(masks: dict[int, np.ndarray], paths) -> dict[int, np.ndarray]:
+  """Binary and anti-aliased 0/255 masks -> one object (id 1); interpolated ids refused.
+
+  Binary 0/255 masks (DAVIS-2016, most editors' exports) are one object. A
+  0/255 mask with a few grey levels along its edges (an anti-aliased export)
+  is thresholded at 128, with a one-line warning naming the file. A
+  multi-object mask with many ids that only form thin slivers along object
+  edges (interpolated resizing, anti-aliasing) is refused.
+  """
+  kinds = {i: mask_levels.kind(m) for i, m in masks.items()}
+  if all(k in ('binary', 'antialiased') for k in kinds.values()):
+    for i, k in kinds.items():
+      if k == 'antialiased':
+        levels, share = mask_levels.grey_levels(masks[i])
+        warnings.warn(f'{paths[i]}: 0/255 mask with {levels} anti-aliasing grey levels '
+                      f'along its edges ({100 * share:.1f} % of the pixels); read as one '
+                      f'object (value >= {mask_levels.THRESHOLD})', stacklevel=3)
+    return {i: (m >= mask_levels.THRESHOLD).astype(np.uint8) for i, m in masks.items()}
+  for i, m in masks.items():
+    junk = mask_levels.junk_ids(m)
+    if junk:
+      raise InputError(paths[i], f'ids {mask_levels.id_list(junk)} each cover only a thin '
+                       'sliver along object edges: this looks like anti-aliasing or '
+                       'interpolated resizing, not objects; export the mask without '
+                       'anti-aliasing (nearest-neighbour resizing) as an indexed PNG')
+  return masks
 
 
 # --------------------------------------------------------------------- frames

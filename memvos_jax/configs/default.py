@@ -1,0 +1,85 @@
+"""The default model: a small STCN trained from scratch on real DAVIS video (shipped weights).
+
+Segment with it (no checkpoint flag needed; the weights ship in the package):
+  python eval.py --config configs/default.py --config.data.root=DAVIS --workdir=out
+  memvos_jax.load()            python -m memvos_jax segment --video V --mask M --out O
+
+Reproduce the shipped weights (2-core CPU, see docs/training.md for the time,
+the curve and the held-out figures):
+  python train.py --config configs/default.py --workdir runs/default \\
+      --config.checkpoint= --config.data.davis_root=../shared/data/davis2016_train
+
+Network: STCN with ResNet-18 backbones at half width (base 32 channels), key
+dim 64, value dim 128, decoder widths (128, 64, 64). Training: 25 DAVIS-2016
+train sequences (the five in ``data.heldout`` are kept out and validated on)
+plus embedded synthetic videos; frames at 240 px shorter side, 192 px crops,
+still clips first, then a growing max skip. Inference at 240 px shorter side,
+masks restored to the frame size.
+
+Variants: ``runlocal`` (a few steps, for tests and notebooks).
+"""
+
+import os
+
+from memvos_jax.configs import stcn
+
+# The shipped weights, package data beside this subpackage.
+WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       'weights', 'default_stcn.npz')
+HELDOUT = 'boat,car-turn,dance-jump,horsejump-low,paragliding'
+
+
+def get_config(arg: str | None = None):
+  arg = arg or 'default'
+  if arg not in ('default', 'runlocal'):
+    raise ValueError(f'configs/default.py: unknown variant {arg!r} (known: default, runlocal)')
+  config = stcn.get_config('tiny')
+  config.unlock()
+  config.checkpoint = WEIGHTS if os.path.exists(WEIGHTS) else ''
+  config.network.key_backbone = 'resnet18_w32'
+  config.network.value_backbone = 'resnet18_w32'
+  config.network.key_dim = 64
+  config.network.value_dim = 128
+  config.network.decoder_dims = (128, 64, 64)
+
+  d = config.data
+  d.heldout = HELDOUT
+  d.davis_repeat = 5
+  d.synthetic_with_real = 60
+  d.synthetic_length = 40
+  d.frame_short_side = 240
+  d.crop_scale = (0.25, 0.6)
+
+  inf = config.inference
+  inf.size = 240
+  inf.mem_every = 3
+  inf.top_k = 20
+  inf.memory_capacity = 0
+  inf.chunk = 8
+
+  t = config.training
+  t.batch_size = 4
+  t.num_steps = 7000
+  t.crop_size = 192
+  t.num_frames = 3
+  t.max_objects = 1
+  t.max_skip_values = (0, 3, 5, 8, 10, 5)
+  t.max_skip_boundaries = (0.05, 0.15, 0.3, 0.5, 0.85)
+  t.learning_rate = 2e-4
+  t.lr_steps = (6000,)
+  t.warmup_steps = 20
+  t.bce_start_warm = 0
+  t.bce_end_warm = 100
+  t.checkpoint_every = 250
+  t.keep_checkpoints = 2
+  t.log_every = 25
+  t.eval_every = 500
+  if arg == 'runlocal':
+    t.num_steps = 6
+    t.lr_steps = (5,)
+    t.checkpoint_every = 3
+    t.eval_every = 6
+    t.crop_size = 64
+    t.log_every = 1
+  config.lock()
+  return config
