@@ -113,7 +113,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.coordinator = ''          # 'host:port' of process 0 ('': detected)
   t.num_processes = 0         # 0: detected
   t.process_id = -1           # -1: detected; the only key that may differ between processes
-  t.initialization_timeout = 300   # seconds to wait for every process to connect
+  t.initialization_timeout = 300   # seconds to wait for every process to connect / compile
   # Checkpoints (orbax): every N steps, keep the last K.
   t.checkpoint_every = 5_000
   t.keep_checkpoints = 3

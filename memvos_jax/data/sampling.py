@@ -6,9 +6,10 @@ function of (seed, g): the epoch permutation of the concatenated sources
 with the curriculum's max skip at that step), the augmentation and the
 objects all come from generators seeded by (seed, g). Each JAX process reads
 its own contiguous slice of every global batch (``ShardByJaxProcess``), so
-the global batch does not depend on the number of processes. The grain
-iterator state (one integer) is checkpointable; a restored iterator continues
-with exactly the next batch.
+the global batch does not depend on the number of processes. The stream's
+position is therefore the global step: ``make_iterator(ds, config, step)``
+starts at the batch of ``step`` for any process count (a resumed run), and
+the grain iterator state (one integer) is checkpointable as well.
 
 A sample is {'frames': [T, S, S, 3] uint8, 'labels': [T, S, S] uint8 object
 slots (0 = background, k = object k-1), 'valid': [N] bool, 'index': [] int64}.
@@ -206,8 +207,8 @@ def make_dataset(config, shard_index: int | None = None, shard_count: int | None
   return ds, desc
 
 
-def make_iterator(ds, config):
-  """A checkpointable grain iterator (``get_state``/``set_state``) over ``ds``."""
+def make_iterator(ds, config, start_step: int = 0):
+  """A grain iterator over ``ds`` from the batch of global step ``start_step`` on."""
   opts = grain.ReadOptions(num_threads=config.data.threads,
                            prefetch_buffer_size=config.data.prefetch)
-  return iter(ds.to_iter_dataset(opts))
+  return iter(ds[start_step:].to_iter_dataset(opts))

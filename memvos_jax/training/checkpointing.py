@@ -6,17 +6,35 @@
              ``eval.py --config.checkpoint=<workdir>/checkpoints/<step>/variables``
              evaluates it directly;
   train      {'step', 'opt_state'};
-  data       the grain iterator state (JSON, one file per process).
+  data       the position of the data stream (JSON): ``next_step``,
+             ``next_sample`` (= next_step x global batch), ``global_batch``
+             and the process count that wrote it.
+
+The data position is a function of the global step only: sample ``g`` is a
+pure function of (seed, g) and each process reads its slice of every global
+batch (``memvos_jax.data.sampling``), so a resumed run rebuilds its iterator
+at the restored step (``sampling.make_iterator(ds, config, step)``). That is
+exact for any number of processes, including one other than the writer's
+(grain's own iterator state is per process and counts local batches, which
+would not carry over). The data item is that position, written once.
+
+Several processes: every process calls ``save`` and ``restore`` (orbax's
+collectives). Orbax's primary host (process 0) creates the step folder,
+writes the metadata and the data JSON and finalises; array shards are
+written by the process that holds their first replica. A save goes to
+``<step>.orbax-checkpoint-tmp-<n>`` and is renamed to ``<step>`` only once
+complete, so a process killed mid-save leaves a temporary folder that is
+never listed, and the previous checkpoint stays the newest.
 Saves are synchronous (a checkpoint is complete once ``save`` returns).
-``restore`` takes the newest checkpoint that reads back; a corrupt or
-partial one is skipped with a warning (orbax never lists unfinished saves).
+``restore`` takes the newest checkpoint that reads back; a corrupt one is
+skipped with a warning.
 """
 
 import os
 import warnings
 
-import grain
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -30,19 +48,20 @@ def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
                                options=options, item_names=('variables', 'train', 'data'))
 
 
-def save(mngr: ocp.CheckpointManager, state: TrainState, data_iter) -> int:
+def save(mngr: ocp.CheckpointManager, state: TrainState, global_batch: int) -> int:
   step = int(jax.device_get(state.step))
+  position = {'next_step': step, 'next_sample': step * global_batch,
+              'global_batch': global_batch, 'process_count': jax.process_count()}
   mngr.save(step, args=ocp.args.Composite(
       variables=ocp.args.StandardSave(state.variables),
       train=ocp.args.StandardSave({'step': state.step, 'opt_state': state.opt_state}),
-      data=grain.checkpoint.CheckpointSave(data_iter)), force=True)
+      data=ocp.args.JsonSave(position)), force=True)
   mngr.wait_until_finished()
   return step
 
 
-def restore(mngr: ocp.CheckpointManager, abstract_state: TrainState, shardings: TrainState,
-            data_iter):
-  """The newest readable checkpoint -> TrainState (``data_iter`` set in place), or None."""
+def restore(mngr: ocp.CheckpointManager, abstract_state: TrainState, shardings: TrainState):
+  """The newest readable checkpoint -> TrainState (its step is the data position), or None."""
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         abstract_state, shardings)
   for step in sorted(mngr.all_steps(), reverse=True):
@@ -50,8 +69,7 @@ def restore(mngr: ocp.CheckpointManager, abstract_state: TrainState, shardings: 
       out = mngr.restore(step, args=ocp.args.Composite(
           variables=ocp.args.StandardRestore(
               {'params': target.params, 'batch_stats': target.batch_stats}),
-          train=ocp.args.StandardRestore({'step': target.step, 'opt_state': target.opt_state}),
-          data=grain.checkpoint.CheckpointRestore(data_iter)))
+          train=ocp.args.StandardRestore({'step': target.step, 'opt_state': target.opt_state})))
     except Exception as e:  # corrupt / partial: fall back to the previous one
       warnings.warn(f'checkpoint {mngr.directory}/{step} cannot be restored '
                     f'({type(e).__name__}: {str(e).splitlines()[0][:200]}); '
@@ -68,4 +86,9 @@ def variables_path(workdir: str, step: int) -> str:
 
 
 def as_numpy(tree):
-  return jax.tree.map(np.asarray, jax.device_get(tree))
+  """Host numpy copies; arrays spread over several processes are all-gathered (collective)."""
+  def one(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+  return jax.tree.map(one, tree)

@@ -2,8 +2,9 @@
 
 Unknown keys and wrongly typed overrides are refused by the locked
 ``ml_collections`` config itself (at flag parsing); this checks values and
-their consistency with the machine. Every problem raises
-``InputError('config.<key>', problem)``.
+their consistency with the machine (``check``, once the devices are known)
+and the multi-process keys (``check_launch``, before any process connects).
+Every problem raises ``InputError('config.<key>', problem)``.
 """
 
 import os
@@ -15,6 +16,29 @@ from memvos_jax.models.resnet import _ARCH
 def _need(ok: bool, key: str, problem: str):
   if not ok:
     raise InputError(f'config.{key}', problem)
+
+
+def check_launch(config):
+  """The multi-process keys, before ``jax.distributed`` connects anything."""
+  t = config.training
+  if not t.distributed:
+    for key, unset in (('coordinator', ''), ('num_processes', 0), ('process_id', -1)):
+      _need(t[key] == unset, f'training.{key}', 'is set but training.distributed is False '
+            '(add --config.training.distributed=True)')
+    return
+  _need(t.initialization_timeout > 0, 'training.initialization_timeout', 'must be > 0 seconds')
+  _need(t.num_processes >= 0, 'training.num_processes', 'must be >= 1 (0: detected)')
+  _need(t.process_id >= -1, 'training.process_id', 'must be >= 0 (-1: detected)')
+  if t.coordinator:
+    host, _, port = t.coordinator.rpartition(':')
+    _need(bool(host) and port.isdigit(), 'training.coordinator',
+          f'{t.coordinator!r} is not host:port')
+  if t.num_processes:
+    _need(t.process_id < t.num_processes, 'training.process_id',
+          f'{t.process_id} is not one of 0..{t.num_processes - 1} (training.num_processes)')
+    _need(t.batch_size % t.num_processes == 0, 'training.batch_size',
+          f'{t.batch_size} is not divisible by the {t.num_processes} processes '
+          '(training.num_processes): each process feeds an equal slice of the global batch')
 
 
 def check(config, num_devices: int, num_processes: int = 1):
@@ -34,7 +58,8 @@ def check(config, num_devices: int, num_processes: int = 1):
         f'{t.batch_size} is not divisible by the {num_devices} devices '
         '(the global batch is split evenly over them)')
   _need(t.batch_size % num_processes == 0, 'training.batch_size',
-        f'{t.batch_size} is not divisible by the {num_processes} processes')
+        f'{t.batch_size} is not divisible by the {num_processes} processes '
+        '(each process feeds an equal slice of the global batch)')
   _need(t.num_steps > 0, 'training.num_steps', 'must be > 0')
   _need(t.crop_size >= 32 and t.crop_size % 16 == 0, 'training.crop_size',
         f'{t.crop_size} must be a multiple of 16 and >= 32')

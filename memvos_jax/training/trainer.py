@@ -2,9 +2,18 @@
 
 Order of work: validate the config and the data folders (no compilation
 yet), build the model and the mesh, restore the newest readable checkpoint
-(state and data iterator) or initialise, then run the jitted update with a
-progress bar, metrics (TensorBoard + JSON lines), checkpoints every N steps
-and validation J&F on held-out synthetic clips. Ends with a summary.
+(the data iterator starts at its step) or initialise, then run the jitted
+update with a progress bar, metrics (TensorBoard + JSON lines), checkpoints
+every N steps and validation J&F on held-out synthetic clips. Ends with a
+summary.
+
+Several processes (``training.distributed``, docs/multihost.md): every
+process runs this same function on its slice of each global batch; they
+connect and check that their configs agree before anything else. Process 0
+alone prints, writes the metrics (with the global batch's sample indices)
+and the summary; every process logs the samples it fed to
+``<workdir>/data_log/process-<i>-of-<n>.jsonl``; checkpoints are orbax's
+multi-process saves (``checkpointing``).
 """
 
 import json
@@ -13,14 +22,15 @@ import sys
 import time
 
 import jax
+import numpy as np
 import tqdm
 
 from memvos_jax import pipeline
 from memvos_jax.data import sampling
-from memvos_jax.training import bn_init, checkpointing, config_check, evaluation
+from memvos_jax.training import bn_init, checkpointing, config_check, distributed, evaluation
 from memvos_jax.training import update as update_lib
 from memvos_jax.training import state as state_lib
-from memvos_jax.training.writers import MetricWriter
+from memvos_jax.training.writers import JsonLines, MetricWriter
 
 
 def _log(msg: str):
@@ -31,11 +41,16 @@ def _log(msg: str):
 def train(config, workdir: str, devices=None) -> dict:
   """Train (or resume) in ``workdir``; returns the summary (also ``summary.json``)."""
   t = config.training
+  config_check.check_launch(config)
   if t.distributed:
-    jax.distributed.initialize()
+    distributed.initialize(t)
+    distributed.check_same_config(config, workdir)
   devices = list(devices) if devices is not None else jax.devices()
-  config_check.check(config, len(devices), jax.process_count())
-  ds, desc = sampling.make_dataset(config)        # data folders checked here
+
+  def checked_data():
+    config_check.check(config, len(devices), jax.process_count())
+    return sampling.make_dataset(config)          # data folders checked here
+  ds, desc = distributed.agree(checked_data)
   if not (config.data.davis_root or config.data.yvos_root or config.data.static_root):
     desc = ('no data folder configured (data.davis_root / yvos_root / static_root): '
             f'training on the embedded synthetic videos, {desc}')
@@ -52,25 +67,30 @@ def train(config, workdir: str, devices=None) -> dict:
   update, state_sh = update_lib.make_update(model, config, optimizer, mesh, abstract)
 
   mngr = checkpointing.manager(workdir, t.keep_checkpoints)
-  data_iter = sampling.make_iterator(ds, config)
-  state = checkpointing.restore(mngr, abstract, state_sh, data_iter)
+  state = checkpointing.restore(mngr, abstract, state_sh)
   start = 0 if state is None else int(jax.device_get(state.step))
+  data_iter = sampling.make_iterator(ds, config, start)   # the data position is the step
   if state is None:
     variables = state_lib.init_variables(config, model)
     if not config.checkpoint and t.bn_from_data:
-      first = ds[0]   # batch 0, read directly: data_iter is not advanced
+      # The whole global batch 0 on every process, so that all set the same statistics.
+      first = ds[0] if jax.process_count() == 1 else sampling.make_dataset(config, 0, 1)[0][0]
       variables = bn_init.calibrate(model, variables, first)
     state = jax.jit(lambda v: state_lib.create_state(v, optimizer),
                     out_shardings=state_sh)(variables)
     del variables
   if lead:
+    hosts = (f' over {jax.process_count()} processes (batch {t.batch_size // jax.process_count()}'
+             ' each)' if jax.process_count() > 1 else '')
     _log(f'model: STCN {dict(config.network)}; {len(devices)} device(s) '
-         f'({devices[0].platform}), global batch {t.batch_size}, '
+         f'({devices[0].platform}), global batch {t.batch_size}{hosts}, '
          f'{t.crop_size}px crops, {t.num_frames} frames, {t.max_objects} object(s)')
     _log(f'workdir: {os.path.abspath(workdir)} '
          + (f'(resumed from step {start})' if start else '(new run)'))
 
   writer = MetricWriter(workdir, enabled=lead)
+  data_log = JsonLines(os.path.join(
+      workdir, 'data_log', f'process-{jax.process_index()}-of-{jax.process_count()}.jsonl'))
   validator = evaluation.Validator(config, model) if t.eval_every and lead else None
   schedule = state_lib.lr_schedule(config)
   bar = tqdm.tqdm(total=t.num_steps, initial=start, desc='train', unit='step',
@@ -82,7 +102,11 @@ def train(config, workdir: str, devices=None) -> dict:
     for step in range(start + 1, t.num_steps + 1):
       batch = next(data_iter)
       indices = batch.pop('index')
-      state, metrics = update(state, update_lib.put_batch(batch, mesh))
+      batch = update_lib.put_batch(batch, mesh)
+      if step == start + 1:   # compiled ahead, then every process starts together
+        update = distributed.compile_together(update, state, batch,
+                                              timeout_s=t.initialization_timeout)
+      state, metrics = update(state, batch)
       pending.append((step, metrics, indices))
       steps_done += 1
       bar.update(1)
@@ -90,28 +114,34 @@ def train(config, workdir: str, devices=None) -> dict:
         now = time.perf_counter()
         rate = len(pending) / max(now - t_window, 1e-9)
         t_window = now
-        for s, m, idx in pending:
+        local = np.stack([np.asarray(idx) for _, _, idx in pending])
+        every = distributed.gather_rows(local)      # the global batches' sample indices
+        for (s, m, idx), all_idx in zip(pending, every):
           m = {k: float(v) for k, v in jax.device_get(m).items()}
           m['lr'] = float(schedule(s - 1))
           m['steps_per_sec'] = rate
-          writer.write(s, m, indices=[int(i) for i in idx])
+          writer.write(s, m, indices=[int(i) for i in all_idx])
+          data_log.write({'step': s, 'indices': [int(i) for i in idx]})
           last = m
         pending = []
         bar.set_postfix(loss=f'{last["loss"]:.4f}', iou=f'{last["iou"]:.3f}',
                         steps_s=f'{rate:.3f}', refresh=False)
       if step % t.checkpoint_every == 0 or step == t.num_steps:
-        saved = checkpointing.save(mngr, state, data_iter)
+        saved = checkpointing.save(mngr, state, t.batch_size)
         if lead:
           _log(f'step {step}: checkpoint saved: {mngr.directory}/{saved}')
-      if validator is not None and (step % t.eval_every == 0 or step == t.num_steps):
-        val = validator(checkpointing.as_numpy(state.variables))
-        writer.write(step, {f'val/{k}': v for k, v in val.items()}
-                     | {f'val/copy_first_{k}': v for k, v in validator.baseline.items()})
-        _log(f'step {step}: held-out J&F {val["J&F"]:.4f} (J {val["J"]:.4f}, F {val["F"]:.4f}); '
-             f'copy-first-frame {validator.baseline["J&F"]:.4f}')
+      if t.eval_every and (step % t.eval_every == 0 or step == t.num_steps):
+        host = checkpointing.as_numpy(state.variables)   # a collective: on every process
+        if validator is not None:
+          val = validator(host)
+          writer.write(step, {f'val/{k}': v for k, v in val.items()}
+                       | {f'val/copy_first_{k}': v for k, v in validator.baseline.items()})
+          _log(f'step {step}: held-out J&F {val["J&F"]:.4f} (J {val["J"]:.4f}, '
+               f'F {val["F"]:.4f}); copy-first-frame {validator.baseline["J&F"]:.4f}')
   finally:
     bar.close()
     writer.close()
+    data_log.close()
   seconds = time.perf_counter() - t_start
   final = int(jax.device_get(state.step))
   saved = saved if saved is not None else (mngr.latest_step() if mngr.all_steps() else None)

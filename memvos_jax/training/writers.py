@@ -166,3 +166,18 @@ class MetricWriter:
     if self.enabled:
       self.tb.close()
       self.jsonl.close()
+
+
+class JsonLines:
+  """One JSON object a line, appended to ``path`` and flushed (e.g. a process's data log)."""
+
+  def __init__(self, path: str):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    self.file = open(path, 'a')
+
+  def write(self, row: dict):
+    self.file.write(json.dumps(row) + '\n')
+    self.file.flush()
+
+  def close(self):
+    self.file.close()
