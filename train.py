@@ -5,10 +5,13 @@
       [--config.training.batch_size=4] [--config.training.num_steps=150000]
   python train.py --config configs/stcn.py:stage0 --config.data.static_root=static/
   python train.py --config configs/stcn.py:tiny --workdir=runs/tiny   # minutes on a CPU
+  python train.py --config configs/rpm.py:tiny --workdir=runs/rpm     # self-supervised RPM-Net
 
 Without data folders it trains on the embedded synthetic videos (and says so).
 Running the same command again resumes from the newest checkpoint in the
-workdir. The logic lives in ``memvos_jax.training.trainer.train``. A bad flag
+workdir. ``config.model`` picks the trainer (``families.<model>.trainer``):
+``memvos_jax.training.trainer.train`` (STCN, supervised) or
+``memvos_jax.training.rpm.train`` (RPM-Net, self-supervised). A bad flag
 or config (unknown key or variant) is one line and exit code 2, as is bad
 input (a data folder, a checkpoint).
 """
@@ -43,9 +46,13 @@ def main(argv):
     outputs.check_writable(_WORKDIR.value)   # before the heavy imports
   except InputError as e:
     cli_report.fail(str(e))
-  from memvos_jax.training import trainer
+  from memvos_jax import families
   try:
-    trainer.train(config, _WORKDIR.value)
+    train = families.train_fn(config.model)
+  except ValueError as e:
+    cli_report.fail(f'--config: {e}')
+  try:
+    train(config, _WORKDIR.value)
   except (InputError, CheckpointError) as e:
     cli_report.fail(str(e))
 

@@ -70,3 +70,29 @@ def test_reconstruction_loss_falls_below_copying(tmp_path):
   back = pipeline.load_variables(config, pipeline.build_model(config))
   np.testing.assert_array_equal(back['params']['matcher']['match2']['kernel'],
                                 variables['params']['matcher']['match2']['kernel'])
+
+
+def test_train_py_dispatches_to_the_rpm_trainer(tmp_path):
+  """``python train.py --config configs/rpm.py:tiny`` runs RPM's self-supervised
+  trainer (``families.rpm.trainer``), not STCN's, and exports eval.py's weights;
+  a model without a trainer is one line naming the trainable ones."""
+  import subprocess
+  import sys
+  small = ['--config.network.planes=(8,8,16,16)', '--config.network.width=16',
+           f'--config.data.train_roots={EXAMPLES}', '--config.data.short_side=80',
+           '--config.training.crop_size=64', '--config.training.batch_size=2',
+           '--config.training.num_steps=2', '--config.training.log_every=1']
+  r = subprocess.run([sys.executable, str(REPO / 'train.py'),
+                      '--config', str(REPO / 'configs' / 'rpm.py:tiny'),
+                      f'--workdir={tmp_path / "rpm"}', *small],
+                     capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert 'step 2: loss' in r.stdout, r.stdout
+  assert (tmp_path / 'rpm' / 'export').is_dir() and (tmp_path / 'rpm' / 'history.json').exists()
+  r = subprocess.run([sys.executable, str(REPO / 'train.py'),
+                      '--config', str(REPO / 'configs' / 'stm.py'), f'--workdir={tmp_path / "stm"}'],
+                     capture_output=True, text=True, timeout=600)
+  assert r.returncode == 2
+  errors = [l for l in r.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1 and "model 'stm' has no trainer" in errors[0], r.stderr[-2000:]
+  assert 'train.py trains: rpm, stcn' in errors[0] and 'Traceback' not in r.stderr

@@ -2,7 +2,7 @@
 
 Evaluation: ``python eval.py --config configs/rpm.py --config.checkpoint=runs/rpm/export
 --config.data.root=DAVIS/2017/trainval --workdir=out``.
-Training:   ``python -m memvos_jax.training.rpm --config configs/rpm.py:tiny --workdir=runs/rpm``
+Training:   ``python train.py --config configs/rpm.py:tiny --workdir=runs/rpm``
 (pairs of neighbouring frames from every JPEG folder under ``data.train_roots``;
 annotations are never read).
 

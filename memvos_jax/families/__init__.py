@@ -32,6 +32,9 @@ class Family:
       pure, traced once per clip shape (``inference.make_chunk_fn`` scans it).
     memory_frames: ``(num_frames, annotated_frames, settings_options) -> int``:
       the slots an unbounded official memory would use (capacity 0 = auto).
+    trainer: the module whose ``train(config, workdir)`` trains this model
+      (``train.py`` dispatches on ``config.model``), or None when only
+      official weights are converted.
   """
   name: str
   build: Callable[..., Any]
@@ -42,6 +45,7 @@ class Family:
   init_state: Callable[..., Any]
   step: Callable[..., Any]
   memory_frames: Callable[..., int]
+  trainer: str | None = None
 
 
 def available() -> list[str]:
@@ -54,6 +58,20 @@ def get(name: str) -> Family:
   if name not in available():
     raise ValueError(f'unknown model {name!r} (known: {", ".join(available())})')
   return importlib.import_module(f'{__name__}.{name}').FAMILY
+
+
+def trainable() -> list[str]:
+  """Names of the families ``train.py`` can train."""
+  return [n for n in available() if get(n).trainer]
+
+
+def train_fn(name: str) -> Callable[..., Any]:
+  """``train(config, workdir)`` of family ``name``; a ValueError names the trainable ones."""
+  trainer = get(name).trainer
+  if not trainer:
+    raise ValueError(f'model {name!r} has no trainer here: its official weights are converted '
+                     f'instead (train.py trains: {", ".join(trainable())})')
+  return importlib.import_module(trainer).train
 
 
 def of(module) -> Family:

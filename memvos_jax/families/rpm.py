@@ -73,4 +73,5 @@ FAMILY = Family(
     init_state=inference_rpm.init_state,
     step=inference_rpm.frame_step,
     memory_frames=_memory_frames,
+    trainer='memvos_jax.training.rpm',     # self-supervised (frame pairs, no masks)
 )

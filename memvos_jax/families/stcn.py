@@ -34,4 +34,5 @@ FAMILY = Family(
     init_state=_init_state,
     step=inference.frame_step,
     memory_frames=_memory_frames,
+    trainer='memvos_jax.training.trainer',     # supervised (STCN recipe)
 )

@@ -12,7 +12,8 @@ The train state and optimiser are the shared ones (``training/state.py``:
 Adam with weight decay added to the gradient, step decay; BatchNorm frozen).
 The loop is a plain ``jax.jit`` update on one device.
 
-    python -m memvos_jax.training.rpm --config configs/rpm.py:tiny --workdir runs/rpm
+    python train.py --config configs/rpm.py:tiny --workdir runs/rpm
+    python -m memvos_jax.training.rpm ...      # the same, kept as an alias
 """
 
 import functools
