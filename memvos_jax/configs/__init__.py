@@ -5,7 +5,8 @@ One module per config (``default``, ``stcn``, ``stm``, ``afb_urr``, ``sam2``,
 ``'tiny'``). ``memvos_jax.load`` and the benchmarks read them from here; the
 top-level ``configs/<name>.py`` files of a checkout import the same
 ``get_config`` so that ``train.py``/``eval.py --config configs/stcn.py:tiny``
-works as before.
+works as before. ``common`` holds what they share (variant parsing, every
+model's ``runlocal`` variant, the eval.py data block).
 
     from memvos_jax import configs
     configs.names()                  # ['afb_urr', 'default', 'rpm', 'sam2', 'stcn', 'stm']
@@ -20,8 +21,9 @@ import ml_collections
 
 
 def names() -> list[str]:
-  """The known config names, sorted."""
-  return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith('_'))
+  """The known config names, sorted (``common`` holds shared parts, not a config)."""
+  return sorted(m.name for m in pkgutil.iter_modules(__path__)
+                if not m.name.startswith('_') and m.name != 'common')
 
 
 def module(name: str) -> types.ModuleType:

@@ -12,11 +12,11 @@ Variants (``--config configs/afb_urr.py:<arg>``):
 
 import ml_collections
 
+from memvos_jax.configs import common
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = arg or 'default'
-  if arg not in ('default', 'runlocal'):
-    raise ValueError(f'configs/afb_urr.py: unknown variant {arg!r} (known: default, runlocal)')
+  arg = common.variant('afb_urr', arg, ('default',), 'default')
   config = ml_collections.ConfigDict()
   config.model = 'afb_urr'
   # Official .pth / .npz state_dict (wrapped or bare), or an orbax folder
@@ -25,9 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.network = ml_collections.ConfigDict(dict(key_dim=128, value_dim=512))
 
-  config.data = ml_collections.ConfigDict()
-  config.data.root = ''       # DAVIS (JPEGImages/480p/...) or YouTube-VOS layout
-  config.data.clips = ''      # comma-separated clip names; empty = all
+  config.data = common.eval_data()
 
   config.inference = ml_collections.ConfigDict()
   config.inference.budget = 300_000       # features over all classes (bg included), official
@@ -43,6 +41,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.inference.max_objects = 0        # 0 = the clip's object count (static per clip)
 
   if arg == 'runlocal':
-    config.inference.chunk = 4
+    common.runlocal(config)
   config.lock()
   return config

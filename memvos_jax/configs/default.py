@@ -21,6 +21,7 @@ Variants: ``runlocal`` (a few steps, for tests and notebooks).
 
 import os
 
+from memvos_jax.configs import common
 from memvos_jax.configs import stcn
 
 # The shipped weights, package data beside this subpackage.
@@ -30,9 +31,7 @@ HELDOUT = 'boat,car-turn,dance-jump,horsejump-low,paragliding'
 
 
 def get_config(arg: str | None = None):
-  arg = arg or 'default'
-  if arg not in ('default', 'runlocal'):
-    raise ValueError(f'configs/default.py: unknown variant {arg!r} (known: default, runlocal)')
+  arg = common.variant('default', arg, ('default',), 'default')
   config = stcn.get_config('tiny')
   config.unlock()
   config.checkpoint = WEIGHTS if os.path.exists(WEIGHTS) else ''
@@ -75,6 +74,7 @@ def get_config(arg: str | None = None):
   t.log_every = 25
   t.eval_every = 500
   if arg == 'runlocal':
+    common.runlocal(config)
     t.num_steps = 6
     t.lr_steps = (5,)
     t.checkpoint_every = 3

@@ -9,19 +9,20 @@ annotations are never read).
 Variants (``--config configs/rpm.py:<arg>``):
   paper  Table 1 of the supplement: FCN-ResNet-101, deformable matching (default);
   tiny   ResNet-18 with quarter-width stages, 128 px crops: trains in minutes on CPU.
+  runlocal  paper, with small inference chunks for CPUs and tests.
 The paper's training hyper-parameters are not in the specification we have
 (the supplement); the optimiser values below are ours.
 """
 
 import ml_collections
 
+from memvos_jax.configs import common
+
 _REPO_DATA = '../shared/data/real_clips/JPEGImages/bedroom'
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = arg or 'paper'
-  if arg not in ('paper', 'tiny'):
-    raise ValueError(f'configs/rpm.py: unknown variant {arg!r} (known: paper, tiny)')
+  arg = common.variant('rpm', arg, ('paper', 'tiny'), 'paper')
   config = ml_collections.ConfigDict()
   config.model = 'rpm'
   # An orbax folder written by training (``<workdir>/export``) or an .npz from
@@ -34,9 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       backbone='resnet101', width=32, planes=(64, 128, 256, 512),
       matching='deformable', matching_layers=3, dilation=1))
 
-  config.data = ml_collections.ConfigDict()
-  config.data.root = ''       # eval.py: DAVIS (JPEGImages/480p/...) or YouTube-VOS layout
-  config.data.clips = ''      # eval.py: comma-separated clip names; empty = all
+  config.data = common.eval_data()
   # Training: comma-separated folders searched recursively for folders of
   # JPEG frames (a DAVIS/YouTube-VOS root works; annotations are ignored).
   config.data.train_roots = _REPO_DATA
@@ -85,5 +84,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     t.lr_steps = (240,)
     t.log_every = 20
     t.checkpoint_every = 0   # only the final export
+  if arg == 'runlocal':
+    common.runlocal(config)
   config.lock()
   return config

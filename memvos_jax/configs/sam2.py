@@ -6,7 +6,8 @@ Evaluation (the official semi-supervised VOS protocol, ``tools/vos_inference.py`
       --config.data.root=DAVIS/2017/trainval --workdir=out
 
 Variants: ``get_config('tiny' | 'small' | 'base_plus' | 'large')`` (also
-t/s/b+/l); ``network.size`` must match the checkpoint. ``checkpoint`` is an
+t/s/b+/l; ``runlocal``: tiny with small inference chunks); ``network.size``
+must match the checkpoint. ``checkpoint`` is an
 official ``sam2.1_hiera_<size>.pt`` ({"model": state_dict}), a flat .npz, or
 an orbax folder (``python -m memvos_jax.convert --model sam2``).
 ``memvos_jax.sam2_predictor.Sam2Predictor.from_config(config)`` builds the
@@ -18,14 +19,19 @@ via stability, binarised prompted masks for the memory encoder),
 
 import ml_collections
 
+from memvos_jax.configs import common
+
 SIZES = ('tiny', 'small', 'base_plus', 'large')
 _ALIASES = {'t': 'tiny', 's': 'small', 'b+': 'base_plus', 'base+': 'base_plus', 'l': 'large'}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  local = arg == 'runlocal'          # the smallest size, small inference chunks
+  arg = 'tiny' if local else arg
   size = _ALIASES.get(arg or 'tiny', arg or 'tiny')
   if size not in SIZES:
-    raise ValueError(f'unknown SAM 2 size {arg!r} (known: {", ".join(SIZES)})')
+    raise ValueError(f'configs/sam2.py: unknown SAM 2 size {arg!r} '
+                     f'(known: {", ".join(SIZES)}, runlocal)')
   config = ml_collections.ConfigDict()
   config.model = 'sam2'
   config.checkpoint = ''
@@ -36,9 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       dynamic_multimask_via_stability=True, dynamic_multimask_stability_delta=0.05,
       dynamic_multimask_stability_thresh=0.98))
 
-  config.data = ml_collections.ConfigDict()
-  config.data.root = ''       # eval.py: DAVIS (JPEGImages/480p/...) or YouTube-VOS layout
-  config.data.clips = ''      # eval.py: comma-separated clip names; empty = all
+  config.data = common.eval_data()
 
   config.inference = ml_collections.ConfigDict(dict(
       max_obj_ptrs_in_encoder=16, multimask_output_in_sam=True, multimask_min_pt_num=0,
@@ -49,5 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Conditioning (prompted) frames kept per object; 0 = what the protocol needs
   # (each object is given once: 1). Tracked frames: a fixed ring of 15.
   config.inference.memory_capacity = 0
+  if local:
+    common.runlocal(config)
   config.lock()
   return config

@@ -16,6 +16,8 @@ Variants (``--config configs/stcn.py:<arg>``):
 
 import ml_collections
 
+from memvos_jax.configs import common
+
 # Official hyper-parameters (hkchengrex/STCN util/hyper_para.py, train.py,
 # model/model.py, model/losses.py, dataset/*.py).
 _STAGES = {
@@ -25,10 +27,7 @@ _STAGES = {
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = arg or 'stage3'
-  if arg not in ('stage3', 'stage0', 'runlocal', 'tiny'):
-    raise ValueError(f'configs/stcn.py: unknown variant {arg!r} '
-                     '(known: stage3, stage0, runlocal, tiny)')
+  arg = common.variant('stcn', arg, ('stage3', 'stage0', 'runlocal', 'tiny'), 'stage3')
   config = ml_collections.ConfigDict()
   config.model = 'stcn'
   # Official .pth / .npz state_dict, or an orbax folder written by
@@ -41,9 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       key_backbone='resnet50', value_backbone='resnet18', key_dim=64, value_dim=512,
       decoder_dims=(512, 256, 256)))
 
-  config.data = ml_collections.ConfigDict()
-  config.data.root = ''       # eval.py: DAVIS (JPEGImages/480p/...) or YouTube-VOS layout
-  config.data.clips = ''      # eval.py: comma-separated clip names; empty = all
+  config.data = common.eval_data()
   # Training data. All empty: the embedded synthetic videos (no download).
   config.data.davis_root = ''   # DAVIS 2017 trainval layout (JPEGImages/480p/<clip>)
   config.data.davis_split = 'train'  # ImageSets/2017|2016/<split>.txt when present
@@ -126,7 +123,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.progress = True           # tqdm bar on stderr
 
   if arg == 'runlocal':
-    config.inference.chunk = 4
+    common.runlocal(config)
   if arg == 'tiny':
     config.network = ml_collections.ConfigDict(dict(
         key_backbone='resnet18', value_backbone='resnet18', key_dim=32, value_dim=128,

@@ -9,11 +9,11 @@ Variants (``--config configs/stm.py:<arg>``):
 
 import ml_collections
 
+from memvos_jax.configs import common
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = arg or 'default'
-  if arg not in ('default', 'runlocal'):
-    raise ValueError(f'configs/stm.py: unknown variant {arg!r} (known: default, runlocal)')
+  arg = common.variant('stm', arg, ('default',), 'default')
   config = ml_collections.ConfigDict()
   config.model = 'stm'
   # Official .pth (``STM_weights.pth``, keys with or without ``module.``) or
@@ -24,9 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.network = ml_collections.ConfigDict(dict(
       backbone='resnet50', key_dim=128, value_dim=512, decoder_dim=256))
 
-  config.data = ml_collections.ConfigDict()
-  config.data.root = ''       # DAVIS (JPEGImages/480p/...) or YouTube-VOS layout
-  config.data.clips = ''      # comma-separated clip names; empty = all
+  config.data = common.eval_data()
 
   config.inference = ml_collections.ConfigDict()
   # Keep frame 0 and every mem_every-th frame (plus annotated frames); the
@@ -40,6 +38,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.inference.max_objects = 0       # 0 = the clip's object count (static per clip)
 
   if arg == 'runlocal':
-    config.inference.chunk = 4
+    common.runlocal(config)
   config.lock()
   return config
