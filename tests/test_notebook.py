@@ -17,6 +17,10 @@ def test_quickstart_notebook_runs(tmp_path):
   assert any('image/png' in o.get('data', {}) for o in outputs)     # the overlay is shown
   text = ''.join(o.get('text', '') for o in outputs)
   assert '(4, 240, 427, 3) -> (4, 240, 427)' in text
+  assert 'backend: cpu' in text and 'default_stcn.npz' in text      # the shipped model
+  assert '1 device(s): [(1, 240, 427, 3)]' in text                  # the mesh cell
+  source = ''.join(c.source for c in nb.cells)
+  assert 'shared' not in source                                     # runs without ../shared
 
 
 def test_training_notebook_runs_a_short_training(tmp_path, monkeypatch):
