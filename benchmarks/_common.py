@@ -178,22 +178,22 @@ def load_config(name):
 
 
 def load_model(config_name, npz):
-  """(config, model, variables, load seconds) through ``pipeline.build_model/load_variables``."""
+  """(config, model, variables, load seconds) through ``build_model/load_variables``."""
   if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-  from memvos_jax import pipeline  # noqa: E402
+  from memvos_jax.families.loading import build_model, load_variables  # noqa: E402
   config = load_config(config_name)
   config.checkpoint = str(npz)
   t0 = time.perf_counter()
-  model = pipeline.build_model(config)
-  variables = pipeline.load_variables(config, model)
+  model = build_model(config)
+  variables = load_variables(config, model)
   return config, model, variables, time.perf_counter() - t0
 
 
 def make_segmenter(model, variables, **options):
-  """``pipeline.ClipSegmenter(model, variables, **options)`` (after ``load_model``)."""
-  from memvos_jax import pipeline  # noqa: E402
-  return pipeline.ClipSegmenter(model, variables, **options)
+  """``ClipSegmenter(model, variables, **options)`` (after ``load_model``)."""
+  from memvos_jax.inference.clip import ClipSegmenter  # noqa: E402
+  return ClipSegmenter(model, variables, **options)
 
 
 def open_clip(root, name):

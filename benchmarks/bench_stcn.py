@@ -1,4 +1,4 @@
-"""Speed and peak-memory benchmark of STCN inference (``memvos_jax.pipeline``).
+"""Speed and peak-memory benchmark of STCN inference (``memvos_jax.inference.clip``).
 
 Usage::
 

@@ -1,4 +1,4 @@
-"""Speed and peak-memory benchmark of STM inference (``memvos_jax.pipeline``).
+"""Speed and peak-memory benchmark of STM inference (``memvos_jax.inference.clip``).
 
 Usage::
 
@@ -8,7 +8,7 @@ Usage::
 
 Every case runs in its own subprocess (peak RSS = that case's ``VmHWM``).
 Weights are the random ``stm_random`` fixture rebuilt as .npz without torch,
-loaded through ``configs/stm.py`` (``pipeline.build_model``/``load_variables``).
+loaded through ``configs/stm.py`` (``build_model``/``load_variables``).
 
 Cases (the official figures' settings, ``../shared/BASELINE.md`` STM rows):
   bike480  the real 4-frame 480x854 clip ``bike`` (2 objects), mem_every 5,

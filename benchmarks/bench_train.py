@@ -31,13 +31,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   import jax
   import numpy as np
-  from memvos_jax import pipeline
+  from memvos_jax.families.loading import build_model
   from memvos_jax.data import sampling
   from memvos_jax.training import state as state_lib, update as update_lib
 
   c = _CONFIG.value
   t = c.training
-  model = pipeline.build_model(c)
+  model = build_model(c)
   opt = state_lib.make_optimizer(c)
   state = state_lib.create_state(state_lib.init_variables(c, model), opt)
   mesh = update_lib.make_mesh()

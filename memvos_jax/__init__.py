@@ -1,11 +1,12 @@
 """memvos_jax: memory-network video object segmentation in JAX/Flax.
 
-Layout: ``models/`` (networks on one backbone and decoder family),
-``memory/`` (static-shape memory bank and read), ``inference.py`` (scan over
-frames), ``convert/`` (official checkpoints), ``data/`` (clip folders and
-training sources), ``families/`` (model registry), ``training/``,
-``weights/`` (the shipped default model), ``pipeline.py`` (clip-level driver
-used by ``eval.py``).
+Layout, lower layers first: ``models/`` (networks on one backbone and
+decoder family), ``memory/`` (static-shape memory bank and read),
+``inference/`` (the shared scan core, one per-frame core per model, the
+clip driver), ``convert/`` (official checkpoints), ``families/`` (one
+declaration per model; building and loading), then ``api.py``, the
+command-line apps and ``training/``; ``data/`` (clip folders and training
+sources), ``weights/`` (the shipped default model).
 
 ``memvos_jax.load()`` is the shipped default model; ``memvos_jax.load('stcn',
 'stcn.pth')`` an official checkpoint.

@@ -13,12 +13,17 @@ masks a whole-clip call gives (``chunk=1`` for both by default).
 """
 
 import dataclasses
+import sys
 
 import numpy as np
 
 from memvos_jax import array_inputs
-from memvos_jax import inference
+from memvos_jax import configs
 from memvos_jax.errors import InputError
+from memvos_jax.families.loading import build_model, load_variables
+from memvos_jax.inference.clip import ClipSegmenter
+from memvos_jax.inference.core import FrameInput
+from memvos_jax.inference.objects import ObjectSlots
 
 
 class Segmenter:
@@ -26,7 +31,6 @@ class Segmenter:
 
   def __init__(self, model, variables, memory_capacity=0, chunk=1, **options):
     """``options``: the model's inference settings (STCN: mem_every=5, top_k=20)."""
-    from memvos_jax.pipeline import ClipSegmenter
     self.model, self.variables = model, variables
     self.memory_capacity = memory_capacity
     self.clip = ClipSegmenter(model, variables, memory_capacity=memory_capacity,
@@ -60,14 +64,12 @@ class StreamingSession:
     self._variables = segmenter.variables
     self._state = clip.family.init_state(segmenter.model, self._settings, max_objects, size)
     self.size = tuple(size)
-    self._slots: dict[int, int] = {}             # object id -> slot (1..K)
-    self._ids = np.zeros(max_objects + 1, np.uint8)
-    self._lut = np.zeros(256, np.uint8)
+    self._slots = ObjectSlots(max_objects)
     self.index = 0
 
   @property
   def objects(self) -> list[int]:
-    return sorted(self._slots)
+    return self._slots.objects
 
   def step(self, frame, mask=None) -> np.ndarray:
     """frame [H, W, 3] uint8 (or floats in [0, 1]); optional mask [H, W] ids -> [H, W] uint8 ids."""
@@ -75,28 +77,27 @@ class StreamingSession:
     if frame.shape != self.size + (3,):
       raise InputError(f'frame {self.index}', f'shape {frame.shape} but the session '
                        f'is {self.size[0]}x{self.size[1]}x3')
-    k = len(self._ids) - 1
+    k = self._slots.max_objects
     annotation = np.zeros((1,) + self.size, np.uint8)
     given = np.zeros((1, k), bool)
     if mask is not None:
       mask = array_inputs.to_ids(mask, self.size, f'mask of frame {self.index}')
-      for label in (int(l) for l in np.unique(mask) if l):
+      labels = [int(l) for l in np.unique(mask) if l]
+      for label in labels:
         if label not in self._slots:
           if len(self._slots) == k:
             raise InputError(f'mask of frame {self.index}',
                              f'object {label} exceeds max_objects={k}')
-          slot = len(self._slots) + 1
-          self._slots[label] = slot
-          self._lut[label], self._ids[slot] = slot, label
-        given[0, self._slots[label] - 1] = True
-      annotation[0] = self._lut[mask]
-    xs = inference.FrameInput(
+          self._slots.add(label, self.index)
+      given[0] = self._slots.given(labels)
+      annotation[0] = self._slots.to_slots(mask)
+    xs = FrameInput(
         image=frame[None], annotation=annotation, given=given,
         index=np.array([self.index], np.int32), is_last=np.zeros(1, bool),
         valid=np.ones(1, bool))
     self._state, out = self._fn(self._variables, self._state, xs)
     self.index += 1
-    return self._ids[np.asarray(out.mask[0])]
+    return self._slots.to_ids(np.asarray(out.mask[0]))
 
 
 def load(model: str = 'default', checkpoint: str = '', variant: str | None = None,
@@ -113,8 +114,6 @@ def load(model: str = 'default', checkpoint: str = '', variant: str | None = Non
   weights are used is printed to stderr (``quiet=True``: not printed;
   ``Segmenter.weights`` says it too).
   """
-  import sys
-  from memvos_jax import configs, pipeline
   if model not in configs.names():
     raise InputError(f'model {model!r}', f'unknown model (known: {", ".join(configs.names())})')
   module = configs.module(model)
@@ -124,7 +123,7 @@ def load(model: str = 'default', checkpoint: str = '', variant: str | None = Non
   elif not config.checkpoint:
     raise InputError(getattr(module, 'WEIGHTS', module.__file__), 'the default model\'s '
                      'weights are missing from this installation')
-  net = pipeline.build_model(config)
+  net = build_model(config)
   options = config.inference.to_dict()
   options.pop('max_objects', None)
   options['chunk'] = 1
@@ -132,7 +131,7 @@ def load(model: str = 'default', checkpoint: str = '', variant: str | None = Non
   if unknown:
     raise TypeError(f'unknown {model} settings {sorted(unknown)} (known: {sorted(options)})')
   options.update(settings)
-  seg = Segmenter(net, pipeline.load_variables(config, net), **options)
+  seg = Segmenter(net, load_variables(config, net), **options)
   seg.weights = config.checkpoint or 'random initialisation (no checkpoint given)'
   if not quiet:
     name = 'default model (STCN, small, trained on DAVIS-2016)' if model == 'default' else model

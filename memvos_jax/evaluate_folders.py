@@ -17,7 +17,8 @@ import tqdm
 
 from memvos_jax import metrics
 from memvos_jax import outputs
-from memvos_jax import pipeline
+from memvos_jax.families.loading import build_model, load_variables
+from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.data import video_folder
 from memvos_jax.errors import CheckpointError, InputError
 from memvos_jax.evaluate import format_table
@@ -39,13 +40,13 @@ def run(config, workdir: str) -> int:
   try:
     outputs.check_writable(workdir)
     names = video_folder.clip_names(config.data.root, clips_arg)
-    model = pipeline.build_model(config)
-    variables = pipeline.load_variables(config, model)
+    model = build_model(config)
+    variables = load_variables(config, model)
   except (InputError, CheckpointError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   inf = config.inference
-  seg = pipeline.ClipSegmenter(model, variables, **inf.to_dict())
+  seg = ClipSegmenter(model, variables, **inf.to_dict())
   failed, results, scored, unscored = [], [], [], []
   t0 = time.perf_counter()
   for name in names:

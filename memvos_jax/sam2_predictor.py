@@ -38,25 +38,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memvos_jax.checkpoint import restore_variables
+from memvos_jax.convert.sam2 import convert, target_shapes
+from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.data.sam2_video import load_video
 from memvos_jax.errors import InputError
+from memvos_jax.families import loading
+from memvos_jax.inference.sam2 import Sam2Settings, ring_size
 from memvos_jax.models.layers import resize_bilinear
 from memvos_jax.models.sam2 import NO_OBJ_SCORE, SAM2, trunk_items
 from memvos_jax.models.sam2 import memory_bank as mb
 from memvos_jax.models.sam2 import tracking
-
-
-@dataclasses.dataclass(frozen=True)
-class Sam2Settings:
-  """Static predictor options (official names; ``num_maskmem`` is the network's)."""
-  max_obj_ptrs_in_encoder: int = 16
-  multimask_output_in_sam: bool = True
-  multimask_min_pt_num: int = 0
-  multimask_max_pt_num: int = 1
-  multimask_output_for_tracking: bool = True
-  binarize_mask_from_pts_for_mem_enc: bool = True
-  add_all_frames_to_correct_as_cond: bool = True
-  chunk: int = 4              # frames per compiled scan call
 
 
 @dataclasses.dataclass
@@ -126,11 +118,6 @@ def _mask_logits(video: np.ndarray) -> MaskLogits:
   return np.array(video, np.float32)[:, None].view(MaskLogits)
 
 
-def ring_size(model, settings) -> int:
-  """Tracked frames kept per object: the spatial (num_maskmem - 1) and pointer reach."""
-  return max(model.num_maskmem - 1, settings.max_obj_ptrs_in_encoder - 1)
-
-
 def _bucket(n: int, minimum: int = 1) -> int:
   b = minimum
   while b < n:
@@ -161,14 +148,13 @@ class Sam2Predictor:
   def from_config(cls, config, params=None, **kwargs) -> 'Sam2Predictor':
     """A predictor from ``configs/sam2.py``: ``config.checkpoint`` (official .pt/.npz or an
     orbax folder) is loaded unless params are given."""
-    from memvos_jax import pipeline
-    model = pipeline.build_model(config)
+    model = loading.build_model(config)
     fields = {f.name for f in dataclasses.fields(Sam2Settings)}
     settings = Sam2Settings(**{k: v for k, v in config.inference.to_dict().items() if k in fields})
     if params is None:
       if not config.checkpoint:
         raise InputError('<config>', 'config.checkpoint is empty')
-      params = pipeline.load_variables(config, model)
+      params = loading.load_variables(config, model)
     return cls(params, model, settings, **kwargs)
 
   @classmethod
@@ -179,12 +165,8 @@ class Sam2Predictor:
     size tiny/small/base_plus/large; ``network``: other ``SAM2`` fields (image_size, ...)."""
     model = SAM2(trunk=trunk_items(size), **(network or {}))
     if os.path.isdir(path):
-      from memvos_jax.checkpoint import restore_variables
-      from memvos_jax.convert.sam2 import target_shapes
       target = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype), target_shapes(model))
       return cls(restore_variables(path, target), model, **kwargs)
-    from memvos_jax.convert.sam2 import convert
-    from memvos_jax.convert.torch_pickle import load_state_dict
     return cls(convert(load_state_dict(path), model, source=path), model, **kwargs)
 
   # --- compiled pieces ---------------------------------------------------------

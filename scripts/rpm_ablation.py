@@ -6,7 +6,7 @@
 For every (embedding depth x matching module) the ``configs/rpm.py:tiny``
 network is trained self-supervised on the unlabeled ``bedroom`` frames, then
 propagates the first-frame masks of an evaluation set through
-``pipeline.ClipSegmenter`` (the eval.py path) and is scored with the DAVIS
+``ClipSegmenter`` (the eval.py path) and is scored with the DAVIS
 J&F protocol. Baselines: copying the first-frame mask to every frame, and the
 untrained network.
 
@@ -33,9 +33,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from memvos_jax.configs import rpm as rpm_config  # noqa: E402
-from memvos_jax import metrics, pipeline  # noqa: E402
+from memvos_jax import metrics  # noqa: E402
+from memvos_jax.convert import rpm as convert_rpm  # noqa: E402
+from memvos_jax.families.loading import build_model  # noqa: E402
+from memvos_jax.inference.clip import ClipSegmenter  # noqa: E402
 from memvos_jax.data import frame_pairs, video_folder  # noqa: E402
-from memvos_jax.families import rpm as rpm_family  # noqa: E402
 from memvos_jax.metrics import summary  # noqa: E402
 from memvos_jax.models import rpm  # noqa: E402
 from memvos_jax.training import rpm as rpm_train  # noqa: E402
@@ -101,9 +103,9 @@ def copy_first(clip, gt_masks):
 
 
 def propagate_with(config, variables, **settings):
-  model = pipeline.build_model(config)
+  model = build_model(config)
   options = dict(config.inference.to_dict(), **settings)
-  seg = pipeline.ClipSegmenter(model, variables, **options)
+  seg = ClipSegmenter(model, variables, **options)
   def predict(clip, gt_masks):
     preds = {}
     seg.segment(clip, None, on_frame=lambda i, ids, probs: preds.__setitem__(i, ids))
@@ -190,14 +192,14 @@ def main():
         row['untrained'] = score_all(clips, config, init)
       weights = out / 'weights' / f'{depth}_{matching}.npz'
       if weights.exists():   # trained before: score again only
-        variables = rpm_family.convert(dict(np.load(weights)), model, str(weights))
+        variables = convert_rpm.convert(dict(np.load(weights)), model, str(weights))
         row.update(json.loads(weights.with_suffix('.json').read_text()))
       else:
         tic = time.perf_counter()
         variables, history = rpm_train.train(config, log=lambda s: None, variables=init)
         meta = {'train_seconds': round(time.perf_counter() - tic, 1), 'history': history}
         weights.parent.mkdir(exist_ok=True)
-        rpm_family.save_npz(weights, variables)
+        convert_rpm.save_npz(weights, variables)
         weights.with_suffix('.json').write_text(json.dumps(meta))
         row.update(meta)
       row['scores'] = score_all(clips, config, variables)

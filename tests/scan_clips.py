@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from memvos_jax import inference
+from memvos_jax.inference import core
 
 
 def random_clip(t, size, k, given_at=((0, (True, True)),), seed=0, top=10):
@@ -32,7 +32,7 @@ def run_chunks(fn, variables, state, clip, settings, last_known=True):
     n = min(chunk, t - s)
     pad = lambda a: np.concatenate([a[s:s + n], np.zeros((chunk - n,) + a.shape[1:], a.dtype)])
     idx = np.arange(s, s + chunk, dtype=np.int32)
-    xs = inference.FrameInput(image=pad(images), annotation=pad(annotation), given=pad(given),
+    xs = core.FrameInput(image=pad(images), annotation=pad(annotation), given=pad(given),
                               index=idx, is_last=(idx == t - 1) & last_known,
                               valid=np.arange(chunk) < n)
     state, out = fn(variables, state, xs)

@@ -301,7 +301,8 @@ def test_frame_bank_lfu_evicts_least_used_per_age():
 
 def test_stcn_with_lfu_eviction_is_a_settings_switch():
   """STCN's frame bank with eviction='lfu': the least used unpinned frame goes, not the oldest."""
-  from memvos_jax import configs, inference
+  from memvos_jax import configs
+  from memvos_jax.inference import core, stcn as stcn_core
   from memvos_jax.models import STCN
   h, w, k = 32, 48, 1
   model = STCN(key_backbone='resnet18', value_backbone='resnet18', key_dim=16, value_dim=32)
@@ -312,21 +313,21 @@ def test_stcn_with_lfu_eviction_is_a_settings_switch():
   ann[0, 8:20, 8:30] = 1
   kept = {}
   for eviction in ('fifo', 'lfu'):
-    settings = inference.InferenceSettings(mem_every=1, capacity=3, chunk=1, eviction=eviction)
-    fn = inference.make_chunk_fn(model, settings)
-    state = inference.init_state(settings, k, (h, w), model.key_dim, model.value_dim)
+    settings = stcn_core.InferenceSettings(mem_every=1, capacity=3, chunk=1, eviction=eviction)
+    fn = core.make_chunk_fn(model, settings, stcn_core.frame_step)
+    state = stcn_core.init_state(settings, k, (h, w), model.key_dim, model.value_dim)
     for t in range(4):
       if t == 3:   # frame 1 was read heavily, frame 2 hardly: usage per age decides
         usage = np.where(np.asarray(state.bank.frame) == 1, 1e6, 0.0).astype(np.float32)
         state = state.replace(bank=state.bank.replace(usage=jnp.asarray(usage)))
-      xs = inference.FrameInput(
+      xs = core.FrameInput(
           image=images[t:t + 1], annotation=ann[t:t + 1], given=np.array([[t == 0]]),
           index=np.array([t], np.int32), is_last=np.array([False]), valid=np.ones(1, bool))
       state, _ = fn(variables, state, xs)
     kept[eviction] = sorted(np.asarray(state.bank.frame).tolist())
   assert kept == {'fifo': [0, 2, 3], 'lfu': [0, 1, 3]}
   with pytest.raises(ValueError, match='eviction'):
-    inference.InferenceSettings(eviction='lru')
+    stcn_core.InferenceSettings(eviction='lru')
   assert configs.get('stcn').inference.eviction == 'fifo'      # default unchanged
 
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from conftest import REPO, need_shared
 from conftest import official_state as rebuild_state
-from memvos_jax import api, families, inference
+from memvos_jax import api, families
+from memvos_jax.inference import core
 from memvos_jax.convert import afb_urr as convert_afb
 from memvos_jax.errors import CheckpointError
 from memvos_jax.memory import adaptive
@@ -97,7 +98,7 @@ def _run(t, chunk, intro=((0, 1), (3, 2)), **options):
   settings = family.make_settings(**{**SETTINGS, **options}, chunk=chunk,
                                   capacity=family.memory_frames(t, {0}, {}))
   images, annotation, given = _clip(t, intro)
-  fn = inference.make_chunk_fn(model, settings, step=family.step,
+  fn = core.make_chunk_fn(model, settings, step=family.step,
                                on_trace=lambda: traces.append(1))
   traces = []
   state = family.init_state(model, settings, K, (H, W))
@@ -107,7 +108,7 @@ def _run(t, chunk, intro=((0, 1), (3, 2)), **options):
     n = min(chunk, t - s)
     pad = lambda a: np.concatenate([a[s:s + n], np.zeros((chunk - n,) + a.shape[1:], a.dtype)])
     idx = np.arange(s, s + chunk, dtype=np.int32)
-    xs = inference.FrameInput(image=pad(images), annotation=pad(annotation), given=pad(given),
+    xs = core.FrameInput(image=pad(images), annotation=pad(annotation), given=pad(given),
                               index=idx, is_last=idx == t - 1, valid=np.arange(chunk) < n)
     state, out = fn(variables, state, xs)
     assert jax.tree.map(lambda a: a.shape, state) == shapes      # memory never grows
@@ -247,7 +248,7 @@ def test_official_release_container_and_bare_state_dict_convert_alike(official_s
   """The release is {'epoch', 'model': state_dict, 'loss', 'seed', 'optimizer'} (torch.save)."""
   import collections
   from test_torch_pickle import _Archive        # torch.save-format writer without torch
-  from memvos_jax.convert import convert_file
+  from memvos_jax.families.loading import convert_file
   ar = _Archive()
   sd = collections.OrderedDict((k, ar.tensor(v)) for k, v in official_state.items())
   ar.write(tmp_path / 'afb_urr.pth', {

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import need_shared, official_state
-from memvos_jax import families, inference
+from memvos_jax import families
+from memvos_jax.inference import core
 from memvos_jax.data import video_folder
 
 MASK_FRACTION = 0.999
@@ -42,14 +43,14 @@ def bike_run(afb_variables):
       budget=int(expected['budget']), update_rate=float(expected['update_rate']),
       thres_close=float(expected['thres_close']), thres_valid=float(expected['thres_valid']),
       capacity=family.memory_frames(t_total, {0}, {}), chunk=1, return_probs=True)
-  fn = inference.make_chunk_fn(model, settings, step=family.step)
+  fn = core.make_chunk_fn(model, settings, step=family.step)
   state = family.init_state(model, settings, len(labels), ann.size)
   lut = np.zeros(256, np.uint8)
   lut[labels] = np.arange(1, len(labels) + 1)
   out, banks = {}, {}
   for start, frames in video_folder.FrameReader(clip, 1, ann.size):
     t = start
-    xs = inference.FrameInput(
+    xs = core.FrameInput(
         image=frames[:1], annotation=(lut[ann.masks[0]] if t == 0 else
                                       np.zeros(ann.size, np.uint8))[None],
         given=np.full((1, len(labels)), t == 0), index=np.array([t], np.int32),

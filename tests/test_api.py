@@ -62,7 +62,7 @@ def test_stream_matches_eval_folder_run_with_object_added_at_frame_5(tmp_path):
   """What eval.py computes for a clip folder equals a stream with the same masks."""
   from PIL import Image
   from memvos_jax.data import video_folder
-  from memvos_jax.pipeline import ClipSegmenter
+  from memvos_jax.inference.clip import ClipSegmenter
   frames, masks = _video()
   img_dir = tmp_path / 'JPEGImages' / 'clip'
   ann_dir = tmp_path / 'Annotations' / 'clip'

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from memvos_jax.checkpoint import restore_variables, save_variables
-from memvos_jax.convert import convert_file
+from memvos_jax.families.loading import convert_file
 from memvos_jax.convert.common import flax_module_path
 from memvos_jax.convert.stcn import abstract_variables, convert
 from memvos_jax.errors import CheckpointError, InputError

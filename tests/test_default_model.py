@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 import memvos_jax
-from memvos_jax import checkpoint, pipeline
+from memvos_jax import checkpoint
+from memvos_jax.families.loading import build_model, load_variables
+from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.configs import default as default_config
 from memvos_jax.data import sampling, sources, video_folder
 from memvos_jax.errors import CheckpointError, InputError
@@ -99,8 +101,8 @@ def test_shipped_weights_load_strictly(tmp_path):
   c = default_config.get_config()
   assert c.checkpoint == default_config.WEIGHTS and pathlib.Path(c.checkpoint).is_file()
   assert pathlib.Path(c.checkpoint).stat().st_size < 25 * 2 ** 20
-  model = pipeline.build_model(c)
-  variables = pipeline.load_variables(c, model)
+  model = build_model(c)
+  variables = load_variables(c, model)
   n = sum(x.size for x in __import__('jax').tree.leaves(variables))
   assert n > 1_000_000
   # A file with one entry missing and one extra is refused, naming both.
@@ -114,7 +116,7 @@ def test_shipped_weights_load_strictly(tmp_path):
   with c.unlocked():
     c.checkpoint = str(bad)
   with pytest.raises(CheckpointError, match='1 missing') as e:
-    pipeline.load_variables(c, model)
+    load_variables(c, model)
   assert dropped in str(e.value) and 'params/extra/kernel' in str(e.value)
   assert checkpoint.is_flax_npz(default_config.WEIGHTS)
 
@@ -137,8 +139,8 @@ def test_default_model_beats_copying_the_first_mask_on_real_clips():
   root = need_shared('data', 'davis2016_train')
   c = default_config.get_config()
   clips = evaluation.heldout_davis(str(root), sampling.heldout_names(c), c.inference.size)
-  model = pipeline.build_model(c)
-  seg = pipeline.ClipSegmenter(model, pipeline.load_variables(c, model),
+  model = build_model(c)
+  seg = ClipSegmenter(model, load_variables(c, model),
                                **c.inference.to_dict())
   validator = evaluation.Validator.__new__(evaluation.Validator)
   validator.clips, validator.seg = clips, seg

@@ -87,7 +87,7 @@ def test_dense_ground_truth_is_not_fed_back(tmp_path):
   """DAVIS trainval has a mask for every frame: only the first one is input."""
   import jax
   import jax.numpy as jnp
-  from memvos_jax import pipeline
+  from memvos_jax.inference.clip import ClipSegmenter
   from memvos_jax.data import video_folder
   from memvos_jax.models import STCN
   root = tmp_path / 'data'
@@ -100,7 +100,7 @@ def test_dense_ground_truth_is_not_fed_back(tmp_path):
     im.save(ann_dir / f'{i:05d}.png')
   model = STCN(key_backbone='resnet18', key_dim=16, value_dim=32)
   variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 48, 3)), jnp.zeros((2, 32, 48)))
-  seg = pipeline.ClipSegmenter(model, variables, chunk=2)
+  seg = ClipSegmenter(model, variables, chunk=2)
   got = {}
   seg.segment(video_folder.find_clips(root, ['dense'])[0],
               on_frame=lambda i, ids, probs: got.__setitem__(i, ids))

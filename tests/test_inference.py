@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memvos_jax import inference
+from memvos_jax.inference import core, stcn as stcn_core
 from memvos_jax.models import STCN
 
 from scan_clips import random_clip, run_chunks
@@ -27,31 +27,31 @@ def _clip(t, given_at=((0, (True, True)),), seed=0):
 
 def _run(t, settings, given_at=((0, (True, True)),), on_trace=None):
   model, variables = _model()
-  fn = inference.make_chunk_fn(model, settings, on_trace=on_trace)
-  state = inference.init_state(settings, K, (H, W), model.key_dim, model.value_dim)
+  fn = core.make_chunk_fn(model, settings, stcn_core.frame_step, on_trace=on_trace)
+  state = stcn_core.init_state(settings, K, (H, W), model.key_dim, model.value_dim)
   return run_chunks(fn, variables, state, _clip(t, given_at), settings)
 
 
 def test_scan_body_traced_once_per_clip():
   calls = []
-  settings = inference.InferenceSettings(mem_every=2, capacity=4, chunk=4)
+  settings = stcn_core.InferenceSettings(mem_every=2, capacity=4, chunk=4)
   _run(11, settings, on_trace=lambda: calls.append(1))   # 3 chunks, last padded
   assert len(calls) == 1
 
 
 def test_capacity_at_least_writes_equals_unbounded():
   t, every = 12, 3
-  need = inference.memory_writes(t, {0}, every)
+  need = stcn_core.memory_writes(t, {0}, every)
   assert need == 4   # frames 0, 3, 6, 9 (never the last frame)
-  a = _run(t, inference.InferenceSettings(mem_every=every, capacity=need, chunk=4, return_probs=True))
-  b = _run(t, inference.InferenceSettings(mem_every=every, capacity=need + 5, chunk=4, return_probs=True))
+  a = _run(t, stcn_core.InferenceSettings(mem_every=every, capacity=need, chunk=4, return_probs=True))
+  b = _run(t, stcn_core.InferenceSettings(mem_every=every, capacity=need + 5, chunk=4, return_probs=True))
   np.testing.assert_array_equal(a[1], b[1])
   np.testing.assert_allclose(a[2], b[2], atol=1e-6)
   assert sorted(np.asarray(a[0].bank.frame).tolist()) == [0, 3, 6, 9]
 
 
 def test_small_capacity_keeps_pinned_frame_and_recent():
-  state, masks, _ = _run(14, inference.InferenceSettings(mem_every=2, capacity=3, chunk=5))
+  state, masks, _ = _run(14, stcn_core.InferenceSettings(mem_every=2, capacity=3, chunk=5))
   frames = sorted(np.asarray(state.bank.frame).tolist())
   assert frames == [0, 10, 12]                       # annotated frame pinned + 2 most recent
   assert bool(state.bank.pinned[np.asarray(state.bank.frame).tolist().index(0)])
@@ -60,7 +60,7 @@ def test_small_capacity_keeps_pinned_frame_and_recent():
 
 def test_object_appearing_later():
   """Object 2 is annotated on frame 3: absent before, given mask on frame 3, tracked after."""
-  settings = inference.InferenceSettings(mem_every=5, capacity=4, chunk=4, return_probs=True)
+  settings = stcn_core.InferenceSettings(mem_every=5, capacity=4, chunk=4, return_probs=True)
   state, masks, probs = _run(8, settings, given_at=((0, (True, False)), (3, (False, True))))
   _, annotation, _ = _clip(8, ((0, (True, False)), (3, (False, True))))
   assert np.all(probs[:3, 2] == 0) and not np.any(masks[:3] == 2)
@@ -78,9 +78,9 @@ def test_object_appearing_later():
 
 def test_memory_writes_schedule():
   # annotated 0 and 5, mem_every 3, 12 frames: 0, 3, 5(ann), 8, (11 is last: skipped)
-  assert inference.memory_writes(12, {0, 5}, 3) == 4
+  assert stcn_core.memory_writes(12, {0, 5}, 3) == 4
 
 
 def test_padding_is_centred():
-  assert inference.pad_amounts((480, 854)) == (0, 0, 5, 5)
-  assert inference.pad_amounts((270, 481)) == (1, 1, 7, 8)
+  assert core.pad_amounts((480, 854)) == (0, 0, 5, 5)
+  assert core.pad_amounts((270, 481)) == (1, 1, 7, 8)

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memvos_jax import families, inference, pipeline
+from memvos_jax import families
+from memvos_jax.convert import rpm as convert_rpm
 from memvos_jax.errors import CheckpointError
-from memvos_jax.families import rpm as rpm_family
+from memvos_jax.inference import core
+from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.models import rpm
 
 H, W = 60, 100          # padded (centred) to 64 x 128
@@ -33,7 +35,7 @@ def _with_offset(variables, dy, dx):
 
 def _first_mask():
   """Two objects aligned to the stride-4 grid of the padded frame."""
-  pt, _, pl, _ = inference.pad_amounts((H, W), rpm.STRIDE)
+  pt, _, pl, _ = core.pad_amounts((H, W), rpm.STRIDE)
   m = np.zeros((H, W), np.uint8)
   m[16 - pt:40 - pt, 32 - pl:56 - pl] = 1
   m[24 - pt:48 - pt, 72 - pl:92 - pl] = 2
@@ -55,7 +57,7 @@ def test_family_is_registered():
 
 def test_zero_displacement_keeps_the_mask_exactly():
   model, variables = _net()
-  seg = pipeline.ClipSegmenter(model, _with_offset(variables, 0.0, 0.0), chunk=3)
+  seg = ClipSegmenter(model, _with_offset(variables, 0.0, 0.0), chunk=3)
   first = _first_mask()
   first[30, 40:44] = 2          # a one-pixel-thin part survives at full resolution
   out = seg.segment_arrays(_frames(7), {0: first})
@@ -68,7 +70,7 @@ def test_zero_displacement_keeps_the_mask_exactly():
                                                   ('hard', 'stride4')])
 def test_constant_displacement_moves_the_mask(propagate, resolution):
   model, variables = _net()
-  seg = pipeline.ClipSegmenter(model, _with_offset(variables, 0.0, 1.0), chunk=4,
+  seg = ClipSegmenter(model, _with_offset(variables, 0.0, 1.0), chunk=4,
                                propagate=propagate, resolution=resolution, calibrate=False)
   first = _first_mask()
   out = seg.segment_arrays(_frames(4), {0: first})
@@ -86,7 +88,7 @@ def test_calibration_removes_a_field_that_ignores_the_frames():
   """A constant displacement is what the network predicts for a frame against
   itself too: calibrated, nothing moves."""
   model, variables = _net()
-  seg = pipeline.ClipSegmenter(model, _with_offset(variables, 0.7, -1.3), chunk=4,
+  seg = ClipSegmenter(model, _with_offset(variables, 0.7, -1.3), chunk=4,
                                calibrate=True)
   first = _first_mask()
   out = seg.segment_arrays(_frames(4), {0: first})
@@ -96,7 +98,7 @@ def test_calibration_removes_a_field_that_ignores_the_frames():
 
 def test_later_annotation_adds_an_object():
   model, variables = _net()
-  seg = pipeline.ClipSegmenter(model, _with_offset(variables, 0.0, 0.0), chunk=4,
+  seg = ClipSegmenter(model, _with_offset(variables, 0.0, 0.0), chunk=4,
                                max_objects=2)
   first = _first_mask()
   only1 = np.where(first == 1, 1, 0).astype(np.uint8)
@@ -110,15 +112,15 @@ def test_later_annotation_adds_an_object():
 def test_trained_weights_round_trip_npz_and_bad_keys_refused(tmp_path):
   model, variables = _net()
   path = tmp_path / 'rpm.npz'
-  rpm_family.save_npz(path, variables)
+  convert_rpm.save_npz(path, variables)
   state = dict(np.load(path))
-  back = rpm_family.convert(state, model, source=str(path))
+  back = convert_rpm.convert(state, model, source=str(path))
   for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(back)):
     np.testing.assert_array_equal(np.asarray(a), b)
   state.pop('params/matcher/match2/bias')
   state['params/extra'] = np.zeros(3)
   with pytest.raises(CheckpointError, match='1 missing.*1 unexpected'):
-    rpm_family.convert(state, model, source=str(path))
+    convert_rpm.convert(state, model, source=str(path))
 
 
 def test_eval_py_runs_rpm_and_scores(tmp_path, capsys):
@@ -134,7 +136,7 @@ def test_eval_py_runs_rpm_and_scores(tmp_path, capsys):
     video_folder.write_mask(root / 'Annotations' / 'clip' / f'{t:05d}.png', first,
                             video_folder.davis_palette())
   model, variables = _net()
-  rpm_family.save_npz(tmp_path / 'w.npz', _with_offset(variables, 0.0, 0.0))
+  convert_rpm.save_npz(tmp_path / 'w.npz', _with_offset(variables, 0.0, 0.0))
   config = rpm_config.get_config('tiny')
   config.network.planes = (8, 8, 16, 16)
   config.network.width = 8

@@ -51,7 +51,7 @@ def test_pseudo_clips_have_dense_ground_truth():
 def test_reconstruction_loss_falls_below_copying(tmp_path):
   """A few dozen updates on the bundled example frames: the loss drops, and
   below the loss of copying the reference unchanged (zero displacement)."""
-  from memvos_jax import pipeline
+  from memvos_jax.families.loading import build_model, load_variables
   from memvos_jax.training import rpm as rpm_train
   config = rpm_config.get_config('tiny')
   config.network.planes = (8, 8, 16, 16)
@@ -67,7 +67,7 @@ def test_reconstruction_loss_falls_below_copying(tmp_path):
   assert history[-1]['loss'] < history[0]['loss'], history
   # The export is what eval.py loads.
   config.checkpoint = str(tmp_path / 'export')
-  back = pipeline.load_variables(config, pipeline.build_model(config))
+  back = load_variables(config, build_model(config))
   np.testing.assert_array_equal(back['params']['matcher']['match2']['kernel'],
                                 variables['params']['matcher']['match2']['kernel'])
 

@@ -74,7 +74,8 @@ def test_wrong_size_refused(state):
 
 def test_config_sizes_and_drivers():
   from configs.sam2 import get_config
-  from memvos_jax import families, pipeline
+  from memvos_jax import families
+  from memvos_jax.families.loading import build_model
   assert [get_config(s).network.size for s in ('t', 'small', 'b+', 'large')] == [
       'tiny', 'small', 'base_plus', 'large']
   with pytest.raises(ValueError):
@@ -84,14 +85,14 @@ def test_config_sizes_and_drivers():
     config.inference.mem_evry = 3                      # locked
   for key in ('chunk', 'max_objects', 'memory_capacity', 'max_obj_ptrs_in_encoder'):
     assert key in config.inference                     # what eval.py / ClipSegmenter read
-  model = pipeline.build_model(get_config('large'))
+  model = build_model(get_config('large'))
   assert families.of(model).name == 'sam2' and dict(model.trunk)['embed_dim'] == 144
 
 
 def test_orbax_folder(variables, tmp_path):
   """A converted checkpoint saved as orbax loads in the predictor, its config and eval.py."""
   from configs.sam2 import get_config
-  from memvos_jax import pipeline
+  from memvos_jax.families.loading import build_model, load_variables
   from memvos_jax.checkpoint import save_variables
   from memvos_jax.sam2_predictor import Sam2Predictor
   folder = save_variables(str(tmp_path / 'orbax'), variables)
@@ -103,6 +104,6 @@ def test_orbax_folder(variables, tmp_path):
   pred = Sam2Predictor.from_config(config)
   assert pred.settings.add_all_frames_to_correct_as_cond and pred.ring_size == 15
   assert same(pred.params, variables)
-  assert same(pipeline.load_variables(config, pipeline.build_model(config)), variables)
+  assert same(load_variables(config, build_model(config)), variables)
   with pytest.raises(CheckpointError):                 # tiny weights, small network
     Sam2Predictor.from_checkpoint(folder, 'small')

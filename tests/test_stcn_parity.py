@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import need_shared
-from memvos_jax import pipeline
-from memvos_jax.convert import convert_file
+from memvos_jax.families.loading import convert_file
+from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.data import video_folder
 from memvos_jax.models import STCN
 
@@ -30,7 +30,7 @@ def bike_run(stcn_npz):
   root = need_shared('data', 'real_clips')
   expected = np.load(need_shared('fixtures', 'stcn_random', 'expected', 'bike.npz'))
   model = STCN()
-  seg = pipeline.ClipSegmenter(model, convert_file(str(stcn_npz), 'stcn', model),
+  seg = ClipSegmenter(model, convert_file(str(stcn_npz), 'stcn', model),
                                mem_every=int(expected['mem_every']),
                                top_k=int(expected['top_k']), chunk=4, return_probs=True)
   clip = video_folder.find_clips(root, ['bike'])[0]

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from memvos_jax import families
-from memvos_jax import inference
-from memvos_jax import inference_stm
-from memvos_jax.inference import pad_amounts
+from memvos_jax.inference import core
+from memvos_jax.inference import stm as inference_stm
+from memvos_jax.inference.core import pad_amounts, prepare_frame
 from memvos_jax.memory import bank as membank
 from memvos_jax.memory.readout import read_dense
 from memvos_jax.models.aggregate import aggregate
@@ -50,7 +50,7 @@ TRACES = collections.Counter()
 
 @functools.lru_cache(maxsize=None)
 def _chunk_fn(settings):
-  return inference.make_chunk_fn(_model()[0], settings, step=inference_stm.frame_step,
+  return core.make_chunk_fn(_model()[0], settings, step=inference_stm.frame_step,
                                  on_trace=lambda: TRACES.update([settings]))
 
 
@@ -71,7 +71,7 @@ def _official_loop(t, mem_every):
   images, annotation, _ = _clip(t)
   pt, pb, pl, pr = pad_amounts((H, W))
   padm = lambda m: jnp.pad(m, ((0, 0), (pt, pb), (pl, pr)))
-  img = lambda i: inference_stm.pad_then_normalize(jnp.asarray(images[i]))
+  img = lambda i: prepare_frame(jnp.asarray(images[i]), pad_first=True)
   es = [np.stack([annotation[0] == k for k in range(K + 1)]).astype(np.float32)]
   to_memorize = set(range(0, t, mem_every))
   memorize = jax.jit(functools.partial(model.apply, v, method='encode_memory'))

@@ -30,7 +30,9 @@ from PIL import Image
 
 import memvos_jax
 from conftest import REPO, need_shared, official_npz
-from memvos_jax import families, inference, pipeline
+from memvos_jax import families
+from memvos_jax.inference import core
+from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.data import video_folder
 
 FRACTION = 0.999
@@ -54,7 +56,7 @@ def bike_run(stm_npz, expected):
   root = need_shared('data', 'real_clips')
   seg = memvos_jax.load('stm', str(stm_npz))           # the Python API's loading path
   assert seg.clip.family.name == 'stm'
-  clip_seg = pipeline.ClipSegmenter(seg.model, seg.variables, chunk=4, return_probs=True,
+  clip_seg = ClipSegmenter(seg.model, seg.variables, chunk=4, return_probs=True,
                                     mem_every=int(expected['mem_every']))
   clip = video_folder.find_clips(root, ['bike'])[0]
   got = {}
@@ -142,12 +144,12 @@ def test_teacher_forced_every_frame_matches_official(stm_npz, expected):
   t_total = len(clip.frame_paths)
   settings = family.make_settings(mem_every=int(expected['mem_every']), capacity=4, chunk=1,
                                   return_probs=True)
-  fn = inference.make_chunk_fn(seg.model, settings, step=family.step)
+  fn = core.make_chunk_fn(seg.model, settings, step=family.step)
   state = family.init_state(seg.model, settings, len(labels), ann.size)
   report = []
   for t, (_, frames) in enumerate(video_folder.FrameReader(clip, 1, ann.size)):
     teacher = expected['probs_u8'][t].astype(np.float32) / 255.0        # [K+1, H, W]
-    xs = inference.FrameInput(
+    xs = core.FrameInput(
         image=frames[:1], annotation=(lut[ann.masks[0]] if t == 0 else
                                       np.zeros(ann.size, np.uint8))[None],
         given=np.full((1, len(labels)), t == 0), index=np.array([t], np.int32),

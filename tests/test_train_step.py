@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memvos_jax import pipeline
+from memvos_jax.families.loading import build_model
 from memvos_jax.configs import stcn
 from memvos_jax.data import sampling
 from memvos_jax.errors import InputError
@@ -40,7 +40,7 @@ def small_config(**training):
 
 def training_start(c):
   """(model, optimiser, first batch without its index, variables with BN from that batch)."""
-  model = pipeline.build_model(c)
+  model = build_model(c)
   batch = sampling.make_dataset(c, 0, 1)[0][0]
   batch.pop('index')
   variables = bn_init.calibrate(model, state_lib.init_variables(c, model), batch)
@@ -65,7 +65,7 @@ def test_bootstrapped_ce_is_the_mean_of_the_hardest_pixels():
 
 def test_scan_equals_python_unroll_and_frames_read_the_past_only():
   c = small_config()
-  model = pipeline.build_model(c)
+  model = build_model(c)
   variables = state_lib.init_variables(c, model)
   rng = np.random.default_rng(1)
   frames = forward.normalize(jnp.asarray(rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)))
@@ -134,7 +134,7 @@ def test_bad_values_are_refused_before_building_anything(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match='unknown variant'):
     stcn.get_config('huge')
   # train(): the config is checked before the model is built or compiled.
-  monkeypatch.setattr(trainer.pipeline, 'build_model', lambda *a: pytest.fail('built'))
+  monkeypatch.setattr(trainer.loading, 'build_model', lambda *a: pytest.fail('built'))
   with pytest.raises(InputError, match='davis_root'):
     trainer.train(c, str(tmp_path / 'w'))
 

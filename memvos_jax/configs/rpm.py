@@ -26,7 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.model = 'rpm'
   # An orbax folder written by training (``<workdir>/export``) or an .npz from
-  # ``families.rpm.save_npz``. Empty: random init. No official weights exist.
+  # ``convert.rpm.save_npz``. Empty: random init. No official weights exist.
   config.checkpoint = ''
 
   # Table 2 variants: matching='standard' with matching_layers 1/3/5, or

@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from memvos_jax.checkpoint import save_variables
-from memvos_jax.convert import convert_file
+from memvos_jax.families.loading import convert_file
 from memvos_jax.errors import CheckpointError, InputError
 
 

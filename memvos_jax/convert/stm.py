@@ -13,7 +13,7 @@ import numpy as np
 
 from memvos_jax.convert.common import torch_to_flax
 from memvos_jax.errors import CheckpointError
-from memvos_jax.inference import IMAGENET_MEAN, IMAGENET_STD
+from memvos_jax.inference.core import IMAGENET_MEAN, IMAGENET_STD
 from memvos_jax.models.stm import STM
 
 PREFIX = 'module.'

@@ -1,9 +1,12 @@
 """Model families: one name ties a network, its converter and its inference core.
 
 Every model (``stcn``, ``stm``, ``afb_urr``, ...) lives in
-``memvos_jax/families/<name>.py`` as ``FAMILY = Family(...)``; ``get(name)``
-imports it on first use, so one model's code never loads for another. The
-clip driver (``pipeline.ClipSegmenter``), ``eval.py``, the Python API and the
+``memvos_jax/families/<name>.py`` as ``FAMILY = Family(...)``: the declaration
+tying its network (``models/``), converter (``convert/``), inference core
+(``inference/``) and trainer; ``get(name)`` imports it on first use, so one
+model's code never loads for another. ``loading`` builds a family's network
+from a config and loads its weights. The clip driver
+(``inference.clip.ClipSegmenter``), ``eval.py``, the Python API and the
 converter CLI only talk to a ``Family``.
 """
 
@@ -11,6 +14,8 @@ import dataclasses
 import importlib
 import pkgutil
 from typing import Any, Callable
+
+_HELPERS = ('loading',)   # modules of this package that are not families
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +34,7 @@ class Family:
       ``return_probs`` and ``out_size``; an unknown option is a TypeError.
     init_state: ``(module, settings, num_objects, size) -> state`` pytree.
     step: ``(module, params, settings, state, FrameInput) -> (state, FrameOutput)``,
-      pure, traced once per clip shape (``inference.make_chunk_fn`` scans it).
+      pure, traced once per clip shape (``inference.core.make_chunk_fn`` scans it).
     memory_frames: ``(num_frames, annotated_frames, settings_options) -> int``:
       the slots an unbounded official memory would use (capacity 0 = auto).
     trainer: the module whose ``train(config, workdir)`` trains this model
@@ -50,7 +55,8 @@ class Family:
 
 def available() -> list[str]:
   """Names of the families shipped in this package."""
-  return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith('_'))
+  return sorted(m.name for m in pkgutil.iter_modules(__path__)
+                if not m.name.startswith('_') and m.name not in _HELPERS)
 
 
 def get(name: str) -> Family:

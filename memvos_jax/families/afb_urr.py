@@ -2,9 +2,9 @@
 
 import jax.numpy as jnp
 
-from memvos_jax import inference_afb_urr as core
 from memvos_jax.convert import afb_urr as convert_afb_urr
 from memvos_jax.families import Family
+from memvos_jax.inference import afb_urr as core
 from memvos_jax.models.afb_urr import AFBURR
 
 

@@ -2,9 +2,9 @@
 
 import jax.numpy as jnp
 
-from memvos_jax import inference
 from memvos_jax.convert import stcn as convert_stcn
 from memvos_jax.families import Family
+from memvos_jax.inference import stcn as core
 from memvos_jax.models.stcn import STCN
 
 
@@ -12,16 +12,16 @@ def _init_variables(model, rng):
   return model.init(rng, jnp.zeros((1, 64, 64, 3)), jnp.zeros((1, 64, 64)))
 
 
-def _make_settings(mem_every=5, top_k=20, **common) -> inference.InferenceSettings:
-  return inference.InferenceSettings(mem_every=mem_every, top_k=top_k or None, **common)
+def _make_settings(mem_every=5, top_k=20, **common) -> core.InferenceSettings:
+  return core.InferenceSettings(mem_every=mem_every, top_k=top_k or None, **common)
 
 
 def _init_state(model, settings, num_objects, size):
-  return inference.init_state(settings, num_objects, size, model.key_dim, model.value_dim)
+  return core.init_state(settings, num_objects, size, model.key_dim, model.value_dim)
 
 
 def _memory_frames(num_frames, annotated, options):
-  return inference.memory_writes(num_frames, set(annotated), options.get('mem_every', 5))
+  return core.memory_writes(num_frames, set(annotated), options.get('mem_every', 5))
 
 
 FAMILY = Family(
@@ -32,7 +32,7 @@ FAMILY = Family(
     convert=convert_stcn.convert,
     make_settings=_make_settings,
     init_state=_init_state,
-    step=inference.frame_step,
+    step=core.frame_step,
     memory_frames=_memory_frames,
     trainer='memvos_jax.training.trainer',     # supervised (STCN recipe)
 )

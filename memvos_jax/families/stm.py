@@ -2,9 +2,9 @@
 
 import jax.numpy as jnp
 
-from memvos_jax import inference_stm
 from memvos_jax.convert import stm as convert_stm
 from memvos_jax.families import Family
+from memvos_jax.inference import stm as inference_stm
 from memvos_jax.models.stm import STM
 
 

@@ -14,7 +14,7 @@ inside, from their ``mean``/``std`` buffers).
 import flax.linen as nn
 import jax.numpy as jnp
 
-from memvos_jax.models.layers import conv
+from memvos_jax.models.layers import KeyValue, conv
 from memvos_jax.models.resnet import Bottleneck
 from memvos_jax.models.urr import URRDecoder
 
@@ -57,16 +57,6 @@ class EncoderM(nn.Module):
     r1 = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))
     r4, _, _ = _trunk(r1)
     return r4
-
-
-class KeyValue(nn.Module):
-  """3x3 key and value projections of r4."""
-  key_dim: int = 128
-  value_dim: int = 512
-
-  @nn.compact
-  def __call__(self, r4):
-    return conv(self.key_dim, 3, name='Key')(r4), conv(self.value_dim, 3, name='Value')(r4)
 
 
 class AFBURR(nn.Module):

@@ -58,6 +58,16 @@ def upsample(x: jnp.ndarray, factor: int) -> jnp.ndarray:
   return resize_bilinear(x, (h * factor, w * factor), scale=float(factor))
 
 
+class KeyValue(nn.Module):
+  """Official STM / AFB-URR ``KeyValue``: parallel 3x3 key and value projections."""
+  key_dim: int = 128
+  value_dim: int = 512
+
+  @nn.compact
+  def __call__(self, x):  # [B, h, w, C] -> [B, h, w, Ck], [B, h, w, Cv]
+    return conv(self.key_dim, 3, name='Key')(x), conv(self.value_dim, 3, name='Value')(x)
+
+
 class ResBlock(nn.Module):
   """Pre-activation residual block of STM/STCN: relu-conv-relu-conv (+3x3 projection)."""
   out_dim: int

@@ -13,18 +13,8 @@ memory read is not part of the network: see ``memory.readout.read_dense``.
 import flax.linen as nn
 import jax.numpy as jnp
 
-from memvos_jax.models.layers import ResBlock, conv, upsample
+from memvos_jax.models.layers import KeyValue, ResBlock, conv, upsample
 from memvos_jax.models.resnet import ResNet
-
-
-class KeyValue(nn.Module):
-  """Official ``KeyValue``: parallel 3x3 key and value projections."""
-  key_dim: int = 128
-  value_dim: int = 512
-
-  @nn.compact
-  def __call__(self, x):  # [B, h, w, C] -> [B, h, w, Ck], [B, h, w, Cv]
-    return conv(self.key_dim, 3, name='Key')(x), conv(self.value_dim, 3, name='Value')(x)
 
 
 class Refine(nn.Module):
@@ -52,7 +42,7 @@ class Decoder(nn.Module):
 
 
 class STM(nn.Module):
-  """The entry points used by ``inference_stm`` (images are normalised and padded)."""
+  """The entry points used by ``inference.stm`` (images are normalised and padded)."""
   family = 'stm'   # memvos_jax.families entry (not a field)
   backbone: str = 'resnet50'
   key_dim: int = 128

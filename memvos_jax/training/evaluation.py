@@ -6,7 +6,7 @@ at ``inference.size`` and scored at their native size against every frame's
 annotation, exactly as ``eval.py`` does. Otherwise they are synthetic clips
 from a seed stream disjoint from training. Only objects
 visible on frame 0 are given (and scored, ids renumbered 1..n); the rest of
-each clip is segmented by the inference scan (``pipeline.ClipSegmenter``, the
+each clip is segmented by the inference scan (``ClipSegmenter``, the
 eval.py path) and scored with the official semi-supervised protocol
 (``metrics.score_sequence``: frames 1..T-2). The baseline copies the first
 frame's mask to every frame.
@@ -14,7 +14,9 @@ frame's mask to every frame.
 
 import numpy as np
 
-from memvos_jax import metrics, pipeline
+from memvos_jax import metrics
+from memvos_jax.inference.clip import ClipSegmenter
+from memvos_jax.inference.objects import ObjectSlots
 from memvos_jax.data import sampling, synthetic, video_folder
 
 
@@ -24,9 +26,10 @@ def heldout(num_clips: int, num_frames: int, size: int, min_area: int = 16):
   for frames, ids in synthetic.heldout_clips(num_clips, num_frames, (size, size)):
     labels, counts = np.unique(ids[0], return_counts=True)
     keep = [int(l) for l, c in zip(labels, counts) if l and c >= min_area]
-    lut = np.zeros(256, np.uint8)
-    lut[keep] = np.arange(1, len(keep) + 1)
-    gt = lut[ids]
+    slots = ObjectSlots(len(keep))
+    for label in keep:
+      slots.add(label, 0)
+    gt = slots.to_slots(ids)
     if keep:
       out.append((frames, gt))
   return out
@@ -76,7 +79,7 @@ class Validator:
       self.clips = heldout_davis(config.data.davis_root, names, inf.size)
     else:
       self.clips = heldout(t.eval_clips, t.eval_frames, t.eval_size or t.crop_size)
-    self.seg = pipeline.ClipSegmenter(model, None, mem_every=inf.mem_every, top_k=inf.top_k,
+    self.seg = ClipSegmenter(model, None, mem_every=inf.mem_every, top_k=inf.top_k,
                                       memory_capacity=inf.memory_capacity, chunk=inf.chunk)
     self.baseline = copy_first_frame(self.clips)
 

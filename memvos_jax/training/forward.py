@@ -18,17 +18,11 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference import IMAGENET_MEAN, IMAGENET_STD
+from memvos_jax.inference.core import normalize  # uint8 frames -> ImageNet-normalised
 from memvos_jax.memory import l2_affinity
 
 _EPS = 1e-7
 _MASKED = -1e4
-
-
-def normalize(frames, dtype=jnp.float32):
-  """uint8 [..., H, W, 3] -> ImageNet-normalised ``dtype``."""
-  x = frames.astype(jnp.float32) / 255.0
-  return ((x - IMAGENET_MEAN) / IMAGENET_STD).astype(dtype)
 
 
 def aggregate_logits(prob, valid):

@@ -27,13 +27,10 @@ import numpy as np
 
 from memvos_jax import checkpoint
 from memvos_jax.data import frame_pairs
-from memvos_jax.inference import IMAGENET_MEAN, IMAGENET_STD
+from memvos_jax.families.loading import load_variables
+from memvos_jax.inference.core import normalize
 from memvos_jax.models import rpm
 from memvos_jax.training.state import TrainState, create_state, make_optimizer
-
-
-def _normalise(images):  # [B, H, W, 3] uint8 -> ImageNet-normalised float32
-  return (images.astype(jnp.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
 
 
 def reconstruction_loss(model, params, batch_stats, target, reference):
@@ -41,7 +38,7 @@ def reconstruction_loss(model, params, batch_stats, target, reference):
   source = reference.astype(jnp.float32) / 255.0
   want = rpm.downsample(target.astype(jnp.float32) / 255.0)             # [B, h, w, 3]
   out, offsets = model.apply({'params': params, 'batch_stats': batch_stats},
-                             _normalise(target), _normalise(reference), source)
+                             normalize(target), normalize(reference), source)
   loss = jnp.mean(jnp.abs(out - want))
   identity = jnp.mean(jnp.abs(rpm.downsample(source) - want))
   return loss, {'loss': loss, 'identity': identity,
@@ -72,8 +69,7 @@ def make_eval(model):
 def init_state(config, model, variables=None) -> TrainState:
   if variables is None:
     if config.checkpoint:
-      from memvos_jax import pipeline
-      variables = pipeline.load_variables(config, model)
+      variables = load_variables(config, model)
     else:
       variables = rpm.init_variables(model, jax.random.key(config.training.seed))
   return create_state(variables, make_optimizer(config))

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from memvos_jax import pipeline
+from memvos_jax.families.loading import load_variables
 
 
 @flax.struct.dataclass
@@ -48,7 +48,7 @@ def make_optimizer(config) -> optax.GradientTransformation:
 def init_variables(config, model):
   """``config.checkpoint`` (official .pth/.npz or orbax folder), else random init."""
   if config.checkpoint:
-    return pipeline.load_variables(config, model)
+    return load_variables(config, model)
   size = 64
   image = jnp.zeros((1, size, size, 3), jnp.float32)
   masks = jnp.zeros((max(config.training.max_objects, 1), size, size), jnp.float32)

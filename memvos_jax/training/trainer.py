@@ -25,7 +25,7 @@ import jax
 import numpy as np
 import tqdm
 
-from memvos_jax import pipeline
+from memvos_jax.families import loading
 from memvos_jax.data import sampling
 from memvos_jax.training import bn_init, checkpointing, config_check, distributed, evaluation
 from memvos_jax.training import update as update_lib
@@ -59,7 +59,7 @@ def train(config, workdir: str, devices=None) -> dict:
   if lead:
     _log(f'data: {desc}')
 
-  model = pipeline.build_model(config)
+  model = loading.build_model(config)
   optimizer = state_lib.make_optimizer(config)
   abstract_vars = jax.eval_shape(lambda: state_lib.init_variables(config, model))
   abstract = jax.eval_shape(lambda v: state_lib.create_state(v, optimizer), abstract_vars)

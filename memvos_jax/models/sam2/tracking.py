@@ -1,7 +1,7 @@
 """One object on one frame of SAM 2 video tracking, as pure functions of (model, params).
 
 Shared by the predictor's propagation scan (``memvos_jax.sam2_predictor``)
-and the clip-driver step (``memvos_jax.families.sam2``), so both run the
+and the clip-driver step (``memvos_jax.inference.sam2``), so both run the
 same traced computation:
   * ``track``: a non-conditioning frame (official ``track_step`` without
     prompts): memory read at exact temporal offsets, memory attention, SAM

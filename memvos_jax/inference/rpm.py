@@ -17,11 +17,11 @@ layer 109 to the full-resolution mask with the displacement field upsampled
 ``propagate='hard'`` feeds the next frame the one-hot of the mask (the
 paper's "t-1 segmentation mask"); ``'soft'`` feeds the probabilities.
 
-Annotations follow the shared semantics of ``inference.frame_step``: the
+Annotations follow the shared semantics of ``core.override_objects``: the
 objects a frame's annotation gives take their mask there (and remove other
 objects inside it), from that frame on. Frames are padded (centred) to a
 multiple of 64, the stride of the embedding's res5 stage. The scan over a
-chunk is ``inference.make_chunk_fn`` with this module's ``frame_step``.
+chunk is ``core.make_chunk_fn`` with this module's ``frame_step``.
 """
 
 import dataclasses
@@ -31,8 +31,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference import (FrameInput, FrameOutput, normalize_and_pad, override_objects,
-                                  pad_amounts)
+from memvos_jax.inference.core import (FrameInput, ScanSettings, frame_output, override_objects,
+                                       pad_amounts, padded_size, prepare_frame)
 from memvos_jax.models.deform_conv import deform_sample
 from memvos_jax.models.layers import resize_bilinear
 from memvos_jax.models.rpm import EMBED_STRIDE, STRIDE, downsample
@@ -42,16 +42,13 @@ RESOLUTIONS = ('full', 'stride4')
 
 
 @dataclasses.dataclass(frozen=True)
-class RPMSettings:
+class RPMSettings(ScanSettings):
   """Static settings of one compiled RPM-Net inference program."""
+  capacity: int = 1          # no memory bank; accepted for the shared drivers
+  stride: int = STRIDE
   propagate: str = 'hard'
   resolution: str = 'full'
   calibrate: bool = True
-  capacity: int = 1          # no memory bank; accepted for the shared drivers
-  chunk: int = 8
-  return_probs: bool = False
-  stride: int = STRIDE
-  out_size: tuple[int, int] | None = None
 
   def __post_init__(self):
     if self.propagate not in PROPAGATE:
@@ -75,8 +72,7 @@ def _background(h, w, k):
 
 def init_state(model, settings: RPMSettings, num_objects: int, size) -> RPMState:
   """Empty carry for frames of size ``size`` = (H, W): all background."""
-  t, b, l, r = pad_amounts(size, settings.stride)
-  hp, wp = size[0] + t + b, size[1] + l + r
+  hp, wp = padded_size(size, settings.stride)
   h, w = hp // EMBED_STRIDE, wp // EMBED_STRIDE
   full = settings.resolution == 'full'
   return RPMState(embed=jnp.zeros((h, w, model.width), jnp.float32),
@@ -110,7 +106,7 @@ def frame_step(model, params, settings: RPMSettings, state: RPMState, frame: Fra
   k = state.active.shape[0]
   h, w = frame.image.shape[:2]
   pt, pb, pl, pr = pad_amounts((h, w), settings.stride)
-  image = normalize_and_pad(frame.image, settings.stride)               # [Hp, Wp, 3]
+  image = prepare_frame(frame.image, settings.stride)                   # [Hp, Wp, 3]
   hp, wp = image.shape[:2]
   embed = model.apply(params, image[None], method='embed')[0]           # [h4, w4, E]
   warped, _ = propagate(model, params, state.embed, embed, state.probs, settings.calibrate)
@@ -133,11 +129,4 @@ def frame_step(model, params, settings: RPMSettings, state: RPMState, frame: Fra
   new_state = RPMState(embed=embed, probs=carried,
                        active=state.active | frame.given)
 
-  probs = probs[:, pt:pt + h, pl:pl + w]                                 # [K+1, H, W]
-  if settings.out_size is not None and tuple(settings.out_size) != (h, w):
-    probs = jnp.moveaxis(resize_bilinear(jnp.moveaxis(probs, 0, -1), settings.out_size), -1, 0)
-    out_mask = jnp.argmax(probs, axis=0)
-  else:
-    out_mask = mask[pt:pt + h, pl:pl + w]
-  return new_state, FrameOutput(mask=out_mask.astype(jnp.uint8),
-                                probs=probs if settings.return_probs else None)
+  return new_state, frame_output(probs, (pt, pb, pl, pr), (h, w), settings)

@@ -1,7 +1,8 @@
-"""Clip-level driver: load a model, stream a clip folder through the scan, write PNGs.
+"""Clip-level driver: stream a clip (folder or arrays) through a family's scan, write PNGs.
 
-Importable from notebooks: ``build_model``, ``load_variables`` and
-``ClipSegmenter`` are what ``eval.py`` uses.
+``ClipSegmenter`` is what ``eval.py``, the Python API and training
+validation use; the network and its weights come from ``families.loading``
+(``build_model``, ``load_variables``).
 """
 
 import concurrent.futures
@@ -9,42 +10,15 @@ import contextlib
 import dataclasses
 import os
 import time
-import warnings
 
-import jax
 import numpy as np
 
 from memvos_jax import families
-from memvos_jax import inference
 from memvos_jax import outputs
-from memvos_jax.checkpoint import is_flax_npz, load_npz, restore_variables
-from memvos_jax.convert import convert_file
 from memvos_jax.data import video_folder
 from memvos_jax.errors import InputError
-
-
-def build_model(config):
-  """The network named by ``config.model`` with ``config.network`` settings."""
-  try:
-    family = families.get(config.model)
-  except ValueError as e:
-    raise ValueError(f'config.model: {e}') from None
-  return family.build(**config.network.to_dict())
-
-
-def load_variables(config, model):
-  """Variables from ``config.checkpoint``: official .pth/.npz, orbax folder, a Flax
-  ``.npz`` (``checkpoint.save_npz``, the shipped weights), or random."""
-  family = families.of(model)
-  path = config.checkpoint
-  if not path:
-    warnings.warn('config.checkpoint is empty: using randomly initialised weights')
-    return family.init_variables(model, jax.random.key(0))
-  if os.path.isdir(path) or is_flax_npz(path):
-    target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
-                          family.abstract_variables(model))
-    return restore_variables(path, target) if os.path.isdir(path) else load_npz(path, target)
-  return convert_file(path, family.name, model)
+from memvos_jax.inference.core import FrameInput, make_chunk_fn
+from memvos_jax.inference.objects import ObjectSlots
 
 
 @dataclasses.dataclass
@@ -87,8 +61,8 @@ class ClipSegmenter:
     if settings not in self._fns:
       def count():
         self.trace_count += 1
-      self._fns[settings] = inference.make_chunk_fn(self.model, settings, on_trace=count,
-                                                    step=self.family.step)
+      self._fns[settings] = make_chunk_fn(self.model, settings, self.family.step,
+                                          on_trace=count)
     return self._fns[settings]
 
   def segment(self, clip: video_folder.Clip, out_dir: str | None = None,
@@ -157,23 +131,13 @@ class ClipSegmenter:
     truth) are never fed to the network. Returns (steady seconds, steady
     frames, first-chunk seconds); the first chunk includes compilation.
     """
-    first_seen: dict[int, int] = {}
-    for f in sorted(masks):
-      for label in np.unique(masks[f]):
-        if label:
-          first_seen.setdefault(int(label), f)
-    labels = sorted(first_seen)
-    if not labels:
+    slots = ObjectSlots.from_masks(masks, self.max_objects)
+    if not len(slots):
       raise InputError(where, 'no object in any mask (every pixel is 0, background)')
-    k = self.max_objects or len(labels)
-    if len(labels) > k:
-      raise InputError(where, f'{len(labels)} objects but max_objects is {k}')
-    lut = np.zeros(256, np.uint8)          # object id -> slot (1..K)
-    lut[labels] = np.arange(1, len(labels) + 1)
-    ids = np.zeros(k + 1, np.uint8)        # slot -> object id
-    ids[1:len(labels) + 1] = labels
-    given_frames = {f: [l for l, g in first_seen.items() if g == f]
-                    for f in sorted(set(first_seen.values()))}
+    if self.max_objects and len(slots) > self.max_objects:
+      raise InputError(where, f'{len(slots)} objects but max_objects is {self.max_objects}')
+    k = slots.max_objects
+    given_frames = slots.given_frames()
     capacity = self.memory_capacity or self.family.memory_frames(
         num_frames, set(given_frames), self.options)
     settings = self.settings(capacity, out_size)
@@ -192,10 +156,10 @@ class ClipSegmenter:
       for i in range(n):
         new_objects = given_frames.get(start + i)
         if new_objects:
-          annotation[i] = lut[masks[start + i]]
-          given[i, lut[new_objects] - 1] = True
+          annotation[i] = slots.to_slots(masks[start + i])
+          given[i] = slots.given(new_objects)
       index = np.arange(start, start + t, dtype=np.int32)
-      xs = inference.FrameInput(
+      xs = FrameInput(
           image=images, annotation=annotation, given=given, index=index,
           is_last=index == num_frames - 1, valid=np.arange(t) < n,
           num_frames=np.full(t, num_frames, np.int32))
@@ -206,7 +170,7 @@ class ClipSegmenter:
       if t_first is None:
         t_first, t_start, first_n = time.perf_counter() - tic, time.perf_counter(), n
       for i in range(n):
-        on_frame(start + i, ids[out_masks[i]], None if probs is None else probs[i])
+        on_frame(start + i, slots.to_ids(out_masks[i]), None if probs is None else probs[i])
       if progress is not None:
         progress.update(n)
     steady = time.perf_counter() - t_start if t_start else 0.0

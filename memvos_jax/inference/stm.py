@@ -1,4 +1,4 @@
-"""STM's per-frame inference core (scanned by ``inference.make_chunk_fn``).
+"""STM's per-frame inference core (scanned by ``core.make_chunk_fn``).
 
 Semantics follow the official DAVIS evaluation (seoungwugoh/STM
 ``eval_DAVIS.py`` ``Run_video`` and ``model.py``):
@@ -27,23 +27,18 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference import (IMAGENET_MEAN, IMAGENET_STD, FrameInput, FrameOutput,
-                                  merge_annotation, pad_amounts)
+from memvos_jax.inference.core import (FrameInput, ScanSettings, frame_output,
+                                       merge_annotation, pad_amounts, positions,
+                                       prepare_frame)
 from memvos_jax.memory import bank as membank
 from memvos_jax.memory.readout import read_dense
 from memvos_jax.models.aggregate import aggregate
-from memvos_jax.models.layers import resize_bilinear
 
 
 @dataclasses.dataclass(frozen=True)
-class STMSettings:
+class STMSettings(ScanSettings):
   """Static settings of one compiled STM program."""
   mem_every: int = 5
-  capacity: int = 20
-  chunk: int = 8
-  return_probs: bool = False
-  stride: int = 16
-  out_size: tuple[int, int] | None = None   # see inference.InferenceSettings
 
 
 @flax.struct.dataclass
@@ -54,19 +49,10 @@ class STMState:
   active: jax.Array          # [K] bool: objects introduced so far
 
 
-def pad_then_normalize(image, stride=16, dtype=jnp.float32):
-  """[H, W, 3] uint8 -> [Hp, Wp, 3]: /255, centred zero padding, then ImageNet-normalised."""
-  x = image.astype(dtype) / 255.0
-  t, b, l, r = pad_amounts(image.shape[:2], stride)
-  x = jnp.pad(x, ((t, b), (l, r), (0, 0)))
-  return (x - IMAGENET_MEAN) / IMAGENET_STD
-
-
 def init_state(settings: STMSettings, num_objects: int, size, key_dim: int = 128,
                value_dim: int = 512) -> STMState:
   """Empty memory for a clip of frame size ``size`` = (H, W)."""
-  t, b, l, r = pad_amounts(size, settings.stride)
-  n = ((size[0] + t + b) // settings.stride) * ((size[1] + l + r) // settings.stride)
+  n = positions(size, settings.stride)
   new = functools.partial(membank.init, num_objects=num_objects, num_positions=n,
                           key_dim=key_dim, value_dim=value_dim, per_object_keys=True)
   return STMState(bank=new(settings.capacity), temp=new(1),
@@ -79,8 +65,7 @@ def frame_step(model, params, settings: STMSettings, state: STMState, frame: Fra
   k = state.active.shape[0]
   h, w = frame.image.shape[:2]
   pad = pad_amounts((h, w), settings.stride)
-  pt, _, pl, _ = pad
-  image = pad_then_normalize(frame.image, settings.stride)             # [Hp, Wp, 3]
+  image = prepare_frame(frame.image, settings.stride, pad_first=True)  # [Hp, Wp, 3]
 
   qk, qv, r3, r2 = apply(image[None], method='encode_query')
   hk, wk, ck = qk.shape[1:]
@@ -131,12 +116,7 @@ def frame_step(model, params, settings: STMSettings, state: STMState, frame: Fra
   bank, temp = jax.lax.cond(encode, memorise, clear, (bank, state.temp))
   new_state = STMState(bank=bank, temp=temp, active=active)
 
-  probs = probs[:, pt:pt + h, pl:pl + w]                               # [K+1, H, W]
-  if settings.out_size is not None and tuple(settings.out_size) != (h, w):
-    probs = jnp.moveaxis(resize_bilinear(jnp.moveaxis(probs, 0, -1), settings.out_size), -1, 0)
-  out = FrameOutput(mask=jnp.argmax(probs, axis=0).astype(jnp.uint8),
-                    probs=probs.astype(jnp.float32) if settings.return_probs else None)
-  return new_state, out
+  return new_state, frame_output(probs, pad, (h, w), settings)
 
 
 def memory_writes(num_frames: int, annotated: set[int], mem_every: int) -> int:

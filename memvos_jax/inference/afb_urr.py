@@ -1,4 +1,4 @@
-"""AFB-URR video inference: the per-frame step scanned by ``inference.make_chunk_fn``.
+"""AFB-URR video inference: the per-frame step scanned by ``core.make_chunk_fn``.
 
 Semantics of the official evaluation loop (xmlyqing00/AFB-URR ``eval.py``,
 DAVIS mode; objects appearing later as in its YouTube-VOS mode):
@@ -25,28 +25,24 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference import (IMAGENET_MEAN, IMAGENET_STD, FrameInput, FrameOutput,
-                                  normalize_and_pad, pad_amounts)
+from memvos_jax.inference.core import (FrameInput, ScanSettings, frame_output, pad_amounts,
+                                       positions, prepare_frame)
 from memvos_jax.memory import adaptive
-from memvos_jax.models.layers import resize_bilinear
 
 FORCE = 1000.0   # official score override for given / absent objects
 
 
 @dataclasses.dataclass(frozen=True)
-class AFBSettings:
-  """Static settings of one compiled AFB-URR program."""
+class AFBSettings(ScanSettings):
+  """Static settings of one compiled AFB-URR program.
+
+  ``capacity``: memory frames the static slots must hold per class: slots =
+  min(class budget, capacity x positions per frame), at least one frame.
+  """
   budget: int = 300_000          # features over all classes (official --budget)
   update_rate: float = 0.1       # merge weight (official DAVIS 0.1, YouTube-VOS 0.05)
   thres_close: float = 0.95      # cosine above which a new feature is merged
   thres_valid: float = 1e-3      # attention weight that counts as a use (LFU)
-  # Memory frames the static slots must hold per class: slots =
-  # min(class budget, capacity x positions per frame), at least one frame.
-  capacity: int = 20
-  chunk: int = 8
-  return_probs: bool = False
-  stride: int = 16
-  out_size: tuple[int, int] | None = None
 
 
 @flax.struct.dataclass
@@ -54,12 +50,6 @@ class AFBState:
   """The scan carry: the per-class adaptive banks and the objects introduced so far."""
   bank: adaptive.AdaptiveBank
   active: jax.Array       # [K] bool
-
-
-def positions(size, stride=16) -> int:
-  """Memory positions per frame (h*w at stride 16 of the padded frame)."""
-  t, b, l, r = pad_amounts(size, stride)
-  return ((size[0] + t + b) // stride) * ((size[1] + l + r) // stride)
 
 
 def init_state(settings: AFBSettings, num_objects: int, size, key_dim: int = 128,
@@ -72,15 +62,6 @@ def init_state(settings: AFBSettings, num_objects: int, size, key_dim: int = 128
                   active=jnp.zeros((num_objects,), bool))
 
 
-def pad_black(image, stride=16):
-  """[H, W, 3] uint8 -> [Hp, Wp, 3] normalised; padding is black *before* normalisation."""
-  x = normalize_and_pad(image, stride)
-  t, b, l, r = pad_amounts(image.shape[:2], stride)
-  inside = jnp.pad(jnp.ones(image.shape[:2], bool), ((t, b), (l, r)))
-  black = jnp.asarray(-IMAGENET_MEAN / IMAGENET_STD, x.dtype)
-  return jnp.where(inside[..., None], x, black)
-
-
 def frame_step(model, params, settings: AFBSettings, state: AFBState, frame: FrameInput):
   """Segment one frame and update the banks. Pure; traced once per clip shape."""
   apply = functools.partial(model.apply, params)
@@ -88,7 +69,7 @@ def frame_step(model, params, settings: AFBSettings, state: AFBState, frame: Fra
   o = k + 1
   h, w = frame.image.shape[:2]
   pt, pb, pl, pr = pad_amounts((h, w), settings.stride)
-  image = pad_black(frame.image, settings.stride)                  # [Hp, Wp, 3]
+  image = prepare_frame(frame.image, settings.stride, pad_first=True)  # [Hp, Wp, 3] black border
   hp, wp = image.shape[:2]
   inside = jnp.pad(jnp.ones((h, w), bool), ((pt, pb), (pl, pr)))   # [Hp, Wp]
   started = jnp.any(state.active)
@@ -138,12 +119,7 @@ def frame_step(model, params, settings: AFBSettings, state: AFBState, frame: Fra
   bank = jax.lax.cond(write, memorise, lambda b: b, bank)
   new_state = AFBState(bank=bank, active=active)
 
-  probs = probs[:, pt:pt + h, pl:pl + w]                            # [O, H, W]
-  if settings.out_size is not None and tuple(settings.out_size) != (h, w):
-    probs = jnp.moveaxis(resize_bilinear(jnp.moveaxis(probs, 0, -1), settings.out_size), -1, 0)
-  out = FrameOutput(mask=jnp.argmax(probs, axis=0).astype(jnp.uint8),
-                    probs=probs if settings.return_probs else None)
-  return new_state, out
+  return new_state, frame_output(probs, (pt, pb, pl, pr), (h, w), settings)
 
 
 def memory_frames(num_frames: int, annotated, options=None) -> int:
