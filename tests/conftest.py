@@ -1,5 +1,6 @@
 """Shared test fixtures. Tests needing ../shared skip with a clear reason."""
 
+import json
 import pathlib
 import sys
 
@@ -8,6 +9,16 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared'
 sys.path.insert(0, str(REPO))
+
+
+def metric_rows(workdir) -> dict:
+  """step -> (loss, global batch indices) of the last write of each step in metrics.jsonl."""
+  out = {}
+  for line in open(pathlib.Path(workdir) / 'metrics.jsonl'):
+    r = json.loads(line)
+    if 'loss' in r:
+      out[r['step']] = (r['loss'], r['indices'])
+  return out
 
 
 def need_shared(*parts):

@@ -30,7 +30,7 @@ from memvos_jax.configs.stcn import get_config
 from memvos_jax.errors import InputError
 from memvos_jax.training import checkpointing, config_check
 
-from conftest import REPO
+from conftest import REPO, metric_rows
 
 STEPS = 4
 ARGS = ['--config.network.key_dim=8', '--config.network.value_dim=16',
@@ -96,16 +96,6 @@ def _train(workdir, cache, processes: int, extra=()):
   for rc, log in results:
     assert rc == 0, log[-3000:]
   return results
-
-
-def _rows(workdir):
-  """step -> (loss, global batch indices) of the last write of each step."""
-  out = {}
-  for line in open(pathlib.Path(workdir) / 'metrics.jsonl'):
-    r = json.loads(line)
-    if 'loss' in r:
-      out[r['step']] = (r['loss'], r['indices'])
-  return out
 
 
 def _fed(workdir, i: int, n: int):
@@ -182,7 +172,7 @@ def runs(tmp_path_factory):
 
 def test_two_processes_equal_one_process(runs):
   base, _, _ = runs
-  want, got = _rows(base / 'one'), _rows(base / 'two')
+  want, got = metric_rows(base / 'one'), metric_rows(base / 'two')
   assert sorted(want) == sorted(got) == list(range(1, STEPS + 1))
   loss_diff = _compare_losses(got, want, range(1, STEPS + 1))
   param_diff, param_rel = _compare_params(_variables(base / 'two', 2),
@@ -223,7 +213,7 @@ def test_checkpoint_resumes_on_the_other_process_count(runs, writer, reader):
   _copy_checkpoints(base / writer, work, 2)    # from 'two': with the killed save's folder
   results = _train(work, cache, reader)
   assert 'resumed from step 2' in results[0][1]
-  want, got = _rows(base / 'one'), _rows(work)
+  want, got = metric_rows(base / 'one'), metric_rows(work)
   assert sorted(got) == list(range(3, STEPS + 1))
   loss_diff = _compare_losses(got, want, range(3, STEPS + 1))
   param_diff, param_rel = _compare_params(_variables(work, STEPS), _variables(base / 'one', STEPS))

@@ -3,7 +3,6 @@ losses and data as an uninterrupted run; a corrupt newest checkpoint falls back.
 
 import json
 import os
-import pathlib
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 from memvos_jax.training import checkpointing
 from memvos_jax.training.state import TrainState
 
-from conftest import REPO
+from conftest import REPO, metric_rows
 
 ARGS = ['--config.network.key_dim=16', '--config.network.value_dim=32',
         '--config.training.crop_size=32', '--config.training.batch_size=2',
@@ -37,23 +36,13 @@ def _env(cache):
               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
 
 
-def _rows(workdir):
-  """step -> (loss, indices) of the last write of each step."""
-  out = {}
-  for line in open(pathlib.Path(workdir) / 'metrics.jsonl'):
-    r = json.loads(line)
-    if 'loss' in r:
-      out[r['step']] = (r['loss'], r['indices'])
-  return out
-
-
 def test_sigkill_and_restart_equals_an_uninterrupted_run(tmp_path):
   env = _env(tmp_path / 'cache')
   ref = subprocess.run(_cmd(tmp_path / 'ref'), capture_output=True, text=True, env=env,
                        cwd=REPO, timeout=900)
   assert ref.returncode == 0, ref.stderr[-3000:]
   assert 'embedded synthetic videos' in ref.stdout
-  want = _rows(tmp_path / 'ref')
+  want = metric_rows(tmp_path / 'ref')
   assert sorted(want) == list(range(1, 9))
   # No sample repeated or skipped: global indices 0..15 in order.
   assert [i for s in range(1, 9) for i in want[s][1]] == list(range(16))
@@ -73,7 +62,7 @@ def test_sigkill_and_restart_equals_an_uninterrupted_run(tmp_path):
                          timeout=900)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert 'resumed from step 4' in rerun.stdout
-  got = _rows(work)
+  got = metric_rows(work)
   assert sorted(got) == list(range(1, 9))
   for s in range(1, 9):
     np.testing.assert_allclose(got[s][0], want[s][0], rtol=1e-6, err_msg=f'step {s}')
