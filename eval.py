@@ -20,7 +20,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from memvos_jax import cli_report
+from memvos_jax.apps import cli_report
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder.')
@@ -32,7 +32,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   cli_report.one_line_warnings()
   config = cli_report.config_value(_CONFIG)
-  from memvos_jax import evaluate_folders  # heavy imports after flag parsing
+  from memvos_jax.apps import evaluate_folders  # heavy imports after flag parsing
   sys.exit(evaluate_folders.run(config, _WORKDIR.value))
 
 

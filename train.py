@@ -24,7 +24,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from memvos_jax import cli_report
+from memvos_jax.apps import cli_report
 
 try:  # the default config file is read (with the overrides in argv) right here
   _CONFIG = config_flags.DEFINE_config_file(

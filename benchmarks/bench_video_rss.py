@@ -22,7 +22,7 @@ from PIL import Image
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from memvos_jax import visualize  # noqa: E402
+from memvos_jax.apps import visualize  # noqa: E402
 from memvos_jax.data.video_folder import davis_palette  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def main():
     for n in args.frames:
       video = pathlib.Path(tmp, f'v{n}.mp4')
       make_video(video, n, h, w).save(pathlib.Path(tmp, 'mask.png'))
-      cmd = [sys.executable, '-c', 'import resource, sys; from memvos_jax.segment_video import main; '
+      cmd = [sys.executable, '-c', 'import resource, sys; from memvos_jax.apps.segment import main; '
              'rc = main(sys.argv[1:]); '
              'print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)',
              'segment', '--video', str(video), '--mask', str(pathlib.Path(tmp, 'mask.png')),

@@ -3,8 +3,8 @@
     python -m memvos_jax segment --video clip.mp4 --mask first.png --out result/
     python -m memvos_jax evaluate --davis_path DAVIS --results_path results/
 
-``segment`` is memvos_jax/segment_video.py (a video and its mask(s) to masks,
-overlays and a contact sheet); ``evaluate`` is memvos_jax/evaluate.py (the
+``segment`` is memvos_jax/apps/segment.py (a video and its mask(s) to masks,
+overlays and a contact sheet); ``evaluate`` is memvos_jax/apps/evaluate.py (the
 DAVIS J&F evaluation with the official tool's options).
 """
 
@@ -24,13 +24,13 @@ def main(argv: list[str] | None = None) -> int:
   prog = ('memvos-jax' if os.path.basename(sys.argv[0]).startswith('memvos-jax')
           else 'python -m memvos_jax')
   if argv and argv[0] == 'evaluate':
-    from memvos_jax import evaluate   # imported by need: each command loads only its own
+    from memvos_jax.apps import evaluate   # imported by need: each command loads only its own
     return evaluate.main(argv[1:])
   if not argv or argv[0] in ('-h', '--help'):
     print(USAGE.format(prog=prog))
     return 0 if argv else 2
-  from memvos_jax import segment_video
-  return segment_video.main(argv)
+  from memvos_jax.apps import segment
+  return segment.main(argv)
 
 
 if __name__ == '__main__':

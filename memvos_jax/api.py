@@ -22,7 +22,7 @@ from memvos_jax import configs
 from memvos_jax.errors import InputError
 from memvos_jax.families.loading import build_model, load_variables
 from memvos_jax.inference.clip import ClipSegmenter
-from memvos_jax.inference.core import FrameInput
+from memvos_jax.inference.core import FrameInput, bf16_kernels
 from memvos_jax.inference.objects import ObjectSlots
 
 
@@ -43,6 +43,19 @@ class Segmenter:
     masks = array_inputs.to_masks(masks, len(frames), frames.shape[1:3])
     return self.clip.segment_arrays(frames, masks)
 
+  def segment_batch(self, clips) -> list[np.ndarray]:
+    """[(frames [T, H, W, 3], masks {frame: [H, W] ids}), ...] -> [T, H, W] uint8 ids each.
+
+    Clips of the same frame size run together through one vmapped scan (their
+    lengths and object counts may differ); the result equals ``segment`` on
+    each clip.
+    """
+    checked = []
+    for c, (frames, masks) in enumerate(clips):
+      frames = array_inputs.to_uint8_rgb(frames, f'clip {c} frames')
+      checked.append((frames, array_inputs.to_masks(masks, len(frames), frames.shape[1:3])))
+    return self.clip.segment_arrays_batch(checked)
+
   def session(self, size, max_objects: int = 4, memory_capacity: int | None = None):
     """A streaming session for frames of ``size`` = (H, W)."""
     return StreamingSession(self, size, max_objects,
@@ -61,7 +74,7 @@ class StreamingSession:
     clip = segmenter.clip
     self._settings = dataclasses.replace(clip.settings(capacity), chunk=1)
     self._fn = clip.chunk_fn(self._settings)
-    self._variables = segmenter.variables
+    self._variables = clip.variables_for(self._settings.dtype)
     self._state = clip.family.init_state(segmenter.model, self._settings, max_objects, size)
     self.size = tuple(size)
     self._slots = ObjectSlots(max_objects)
@@ -131,6 +144,8 @@ def load(model: str = 'default', checkpoint: str = '', variant: str | None = Non
   if unknown:
     raise TypeError(f'unknown {model} settings {sorted(unknown)} (known: {sorted(options)})')
   options.update(settings)
+  if options.get('dtype') == 'bfloat16':
+    bf16_kernels()            # before the weights are loaded (JAX's backend starts then)
   seg = Segmenter(net, load_variables(config, net), **options)
   seg.weights = config.checkpoint or 'random initialisation (no checkpoint given)'
   if not quiet:

@@ -4,6 +4,8 @@ Every message names the offending file (or key) and the problem in one line,
 so a user can fix the input without reading a traceback.
 """
 
+USAGE_EXIT = 2   # the exit code of a command stopped by bad input (flags, config, launch)
+
 
 class InputError(ValueError):
   """A user-supplied file or folder is missing, unreadable or inconsistent."""

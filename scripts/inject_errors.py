@@ -23,25 +23,34 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
+
+def parity(model):
+  """The parity table's mask and probability tests of ``model`` (tests/test_parity.py)."""
+  return [f'tests/test_parity.py::test_{what}_match_official[{model}]'
+          for what in ('masks', 'probabilities')]
+
+
 # name: (file, old text, new text, tests, what the error means)
 MUTATIONS = {
     'afb_merge_ge': (
         'memvos_jax/memory/adaptive.py', 'merge = best > thres_close',
         'merge = best >= thres_close',
-        ['tests/test_afb_urr_parity.py', 'tests/test_adaptive_bank.py'],
+        [*parity('afb_urr'), 'tests/test_afb_urr_parity.py', 'tests/test_adaptive_bank.py'],
         'AFB-URR merges at cosine >= 0.95 instead of > 0.95'),
     'afb_merge_threshold': (
         'memvos_jax/memory/adaptive.py', 'merge = best > thres_close',
-        'merge = best > thres_close - 2e-3', ['tests/test_afb_urr_parity.py'],
+        'merge = best > thres_close - 2e-3',
+        [*parity('afb_urr'), 'tests/test_afb_urr_parity.py'],
         'AFB-URR merge threshold 0.948 instead of 0.95'),
     'afb_update_rate': (
         'memvos_jax/memory/adaptive.py', 'keys, hit = _merge(keys, count, new_k, target, merge, update_rate)',
         'keys, hit = _merge(keys, count, new_k, target, merge, update_rate * 0.5)',
-        ['tests/test_afb_urr_parity.py'],
+        [*parity('afb_urr'), 'tests/test_afb_urr_parity.py'],
         'AFB-URR merged keys move half as far towards the new keys'),
     'stcn_top_k_19': (
         'memvos_jax/memory/readout.py', 'jax.lax.top_k(aff, min(top_k, aff.shape[1]))',
-        'jax.lax.top_k(aff, min(top_k - 1, aff.shape[1]))', ['tests/test_stcn_parity.py'],
+        'jax.lax.top_k(aff, min(top_k - 1, aff.shape[1]))',
+        parity('stcn'),
         'STCN reads the top 19 memory entries instead of 20'),
 }
 

@@ -19,7 +19,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import memvos_jax  # noqa: E402
-from memvos_jax import visualize  # noqa: E402
+from memvos_jax.apps import visualize  # noqa: E402
 from memvos_jax.data import video_folder  # noqa: E402
 
 

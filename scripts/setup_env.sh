@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv with Python >= 3.12 (newest jax needs it) and install requirements-dev.txt.
+# Create .venv with Python >= 3.12 (newest jax needs it), install requirements-dev.txt and the repo (editable).
 # Usage: source scripts/setup_env.sh   (idempotent; sets $PY to the venv's python)
 set -e
 _here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,11 +13,14 @@ if [ ! -x "$_here/.venv/bin/python" ]; then
   [ -n "$_py" ] || { echo "error: Python >= 3.12 not found (install python3.12)" >&2; exit 1; }
   "$_py" -m venv "$_here/.venv"
 fi
-# pip runs only when the requirements changed since the last install (a stamp).
+# pip runs only when the requirements or pyproject.toml changed since the last install (a stamp).
+# The repo itself is installed editable (no deps: requirements*.txt has them), so
+# memvos_jax imports from this checkout anywhere, tests and subprocesses included.
 _stamp="$_here/.venv/.requirements-stamp"
-_want="$(cat "$_here/requirements.txt" "$_here/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
+_want="$(cat "$_here/requirements.txt" "$_here/requirements-dev.txt" "$_here/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
   "$_here/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$_here/requirements-dev.txt"
+  "$_here/.venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$_here"
   echo "$_want" > "$_stamp"
 fi
 PY="$_here/.venv/bin/python"

@@ -1,14 +1,20 @@
-"""Shared test fixtures. Tests needing ../shared skip with a clear reason."""
+"""Shared test fixtures. Tests needing ../shared skip with a clear reason.
 
+memvos_jax is imported from the venv (scripts/setup_env.sh installs the repo
+editable), not through a sys.path entry. pytest puts this folder (tests/) on
+sys.path, so tests import helpers such as ``conftest``, ``helpers`` and
+``parity_runs`` by name.
+"""
+
+import functools
+import importlib.util
 import json
 import pathlib
-import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared'
-sys.path.insert(0, str(REPO))
 
 
 def metric_rows(workdir) -> dict:
@@ -31,9 +37,17 @@ def need_shared(*parts):
 def official_state(name: str) -> dict:
   """Fixture ``name``'s official-format state_dict, rebuilt by make_checkpoint (no torch)."""
   need_shared('fixtures', name, 'recipe.json')
-  sys.path.insert(0, str(SHARED / 'fixtures'))
-  import make_checkpoint  # noqa: E402
-  return make_checkpoint.build_state(name)
+  return _make_checkpoint().build_state(name)
+
+
+@functools.cache
+def _make_checkpoint():
+  """../shared/fixtures/make_checkpoint.py, imported from its path (once)."""
+  path = SHARED / 'fixtures' / 'make_checkpoint.py'
+  spec = importlib.util.spec_from_file_location('make_checkpoint', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def official_npz(tmp_path_factory, name: str) -> pathlib.Path:
@@ -46,6 +60,16 @@ def official_npz(tmp_path_factory, name: str) -> pathlib.Path:
 
 
 @pytest.fixture(scope='session')
-def stcn_npz(tmp_path_factory):
-  """The stcn_random fixture rebuilt as .npz (no torch needed)."""
-  return official_npz(tmp_path_factory, 'stcn_random')
+def stcn_npz(bike_runs):
+  """The stcn_random fixture rebuilt as .npz (no torch; the file the STCN parity run loads)."""
+  return bike_runs.checkpoint('stcn_random')
+
+
+@pytest.fixture(scope='session')
+def bike_runs(tmp_path_factory):
+  """``bike_runs(model)``: the model's parity run on ../shared's bike clip, once per session.
+
+  See tests/parity_runs.py (the runners) and tests/test_parity.py (the table).
+  """
+  import parity_runs
+  return parity_runs.BikeRuns(tmp_path_factory)

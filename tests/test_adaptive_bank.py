@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import random_frames, tiny_stcn
 from memvos_jax.memory import adaptive
 from memvos_jax.memory import bank as frame_bank
 
@@ -299,16 +300,14 @@ def test_frame_bank_lfu_evicts_least_used_per_age():
   assert int(frame_bank.select_slot(b)) == 1
 
 
+@pytest.mark.slow   # compiles the tiny STCN twice: ~40 s
 def test_stcn_with_lfu_eviction_is_a_settings_switch():
   """STCN's frame bank with eviction='lfu': the least used unpinned frame goes, not the oldest."""
   from memvos_jax import configs
   from memvos_jax.inference import core, stcn as stcn_core
-  from memvos_jax.models import STCN
   h, w, k = 32, 48, 1
-  model = STCN(key_backbone='resnet18', value_backbone='resnet18', key_dim=16, value_dim=32)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, h, w, 3)), jnp.zeros((k, h, w)))
-  rng = np.random.default_rng(0)
-  images = rng.integers(0, 255, (4, h, w, 3), dtype=np.uint8)
+  model, variables = tiny_stcn((h, w), k)
+  images = random_frames(4, (h, w))
   ann = np.zeros((4, h, w), np.uint8)
   ann[0, 8:20, 8:30] = 1
   kept = {}

@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import REPO, need_shared
 from conftest import official_state as rebuild_state
+from helpers import numpy_variables, random_frames
 from memvos_jax import api, families
 from memvos_jax.inference import core
 from memvos_jax.convert import afb_urr as convert_afb
@@ -58,26 +59,23 @@ def _model():
   """AFB-URR with He-random weights drawn in numpy (model.init of ResNet-50 x2 is slow)."""
   family = families.get('afb_urr')
   model = family.build()
-  rng = np.random.default_rng(0)
 
-  def fill(path, s):
-    name = path[-1].key
+  def fill(name, shape, rng):
     if name == 'kernel':
-      return rng.standard_normal(s.shape, np.float32) * np.float32(
-          np.sqrt(2.0 / np.prod(s.shape[:-1])))
+      return rng.standard_normal(shape, np.float32) * np.float32(
+          np.sqrt(2.0 / np.prod(shape[:-1])))
     if name in ('scale', 'var'):
-      return np.ones(s.shape, np.float32)
+      return np.ones(shape, np.float32)
     if name == 'bias':
-      return (0.05 * rng.standard_normal(s.shape)).astype(np.float32)
-    return np.zeros(s.shape, np.float32)
+      return (0.05 * rng.standard_normal(shape)).astype(np.float32)
+    return np.zeros(shape, np.float32)
 
-  return model, jax.tree_util.tree_map_with_path(fill, convert_afb.abstract_variables(model))
+  return model, numpy_variables(convert_afb.abstract_variables(model), fill)
 
 
 def _clip(t, intro=((0, 1), (3, 2)), seed=0):
   """Random frames; object ``k`` annotated (given) on frame ``f`` for (f, k) in intro."""
-  rng = np.random.default_rng(seed)
-  images = rng.integers(0, 255, (t, H, W, 3), dtype=np.uint8)
+  images = random_frames(t, (H, W), seed)
   annotation = np.zeros((t, H, W), np.uint8)
   given = np.zeros((t, K), bool)
   boxes = {1: (slice(10, 30), slice(10, 40)), 2: (slice(30, 50), slice(50, 90))}
@@ -223,6 +221,7 @@ def test_converter_refuses_mismatches(official_state):
     convert_afb.convert(bad, model, source='x.pth')
 
 
+@pytest.mark.slow   # eval.py on bike in a subprocess: ~40 s
 def test_eval_py_on_bike_matches_official_masks(official_state, tmp_path):
   root = need_shared('data', 'real_clips')
   expected = np.load(need_shared('fixtures', 'afb_urr_random', 'expected', 'bike.npz'))

@@ -1,84 +1,23 @@
-"""Parity with the official AFB-URR on the afb_urr_random fixture (needs ../shared).
+"""AFB-URR's memory banks against the official run on the afb_urr_random fixture (needs ../shared).
 
 expected/bike.npz was recorded with the official evaluation loop (DAVIS
 mode, torch CPU float32, budget 300000, update rate 0.1): masks, softmax
 probabilities (as round(255 p)) and, per update and class, the bank size
 before/after, the new keys merged, the distinct entries merged into and the
 LFU removals. The scan is driven one frame per call so the banks can be
-inspected after every update.
+inspected after every update (tests/parity_runs.py, ``bike_runs('afb_urr')``,
+the session's one run). Masks and probabilities are the ``afb_urr`` row of
+tests/test_parity.py.
 """
 
 
 import numpy as np
 import pytest
 
-from conftest import need_shared, official_state
-from memvos_jax import families
-from memvos_jax.inference import core
-from memvos_jax.data import video_folder
-
-MASK_FRACTION = 0.999
-PROB_FRACTION = 0.999
+pytestmark = pytest.mark.slow   # the AFB-URR bike run (ResNet-50 x2 at 480p): ~40 s on 2 CPU cores
 
 
-@pytest.fixture(scope='module')
-def afb_variables():
-  family = families.get('afb_urr')
-  model = family.build()
-  state = official_state('afb_urr_random')
-  return model, family.convert(state, model, source='afb_urr_random')
-
-
-@pytest.fixture(scope='module')
-def bike_run(afb_variables):
-  root = need_shared('data', 'real_clips')
-  expected = np.load(need_shared('fixtures', 'afb_urr_random', 'expected', 'bike.npz'))
-  model, variables = afb_variables
-  family = families.get('afb_urr')
-  clip = video_folder.find_clips(root, ['bike'])[0]
-  ann = video_folder.read_annotations(clip)
-  t_total = len(clip.frame_paths)
-  labels = [int(l) for l in np.unique(ann.masks[0]) if l]
-  settings = family.make_settings(
-      budget=int(expected['budget']), update_rate=float(expected['update_rate']),
-      thres_close=float(expected['thres_close']), thres_valid=float(expected['thres_valid']),
-      capacity=family.memory_frames(t_total, {0}, {}), chunk=1, return_probs=True)
-  fn = core.make_chunk_fn(model, settings, step=family.step)
-  state = family.init_state(model, settings, len(labels), ann.size)
-  lut = np.zeros(256, np.uint8)
-  lut[labels] = np.arange(1, len(labels) + 1)
-  out, banks = {}, {}
-  for start, frames in video_folder.FrameReader(clip, 1, ann.size):
-    t = start
-    xs = core.FrameInput(
-        image=frames[:1], annotation=(lut[ann.masks[0]] if t == 0 else
-                                      np.zeros(ann.size, np.uint8))[None],
-        given=np.full((1, len(labels)), t == 0), index=np.array([t], np.int32),
-        is_last=np.array([t == t_total - 1]), valid=np.ones(1, bool))
-    state, o = fn(variables, state, xs)
-    out[t] = (np.asarray(o.mask[0]), np.asarray(o.probs[0]))
-    b = state.bank
-    banks[t] = {name: np.asarray(getattr(b, name)) for name in
-                ('count', 'merged', 'merge_targets', 'removed', 'remove_calls', 'near', 'ties')}
-  return expected, out, banks, state
-
-
-def test_masks_match_official(bike_run):
-  expected, out, _, _ = bike_run
-  for t, ref in enumerate(expected['masks']):
-    agree = np.mean(out[t][0] == ref)
-    assert agree >= MASK_FRACTION, (t, agree)
-
-
-def test_probabilities_match_official(bike_run):
-  expected, out, _, _ = bike_run
-  for i, t in enumerate(expected['prob_frames']):
-    close = np.mean(np.abs(out[t][1] * 255.0 - expected['probs_u8'][i].astype(np.float32)) <= 2.0)
-    assert close >= PROB_FRACTION, (t, close)
-  np.testing.assert_allclose(out[0][1] * 255.0, expected['probs_u8'][0], atol=0.5)
-
-
-def test_bank_sizes_after_every_update_match_official(bike_run):
+def test_bank_sizes_after_every_update_match_official(bike_runs):
   """Bank sizes, merges and removals per class and update equal the recording.
 
   Tolerance: exactly the decisions within float32 noise may differ, counted
@@ -93,7 +32,8 @@ def test_bank_sizes_after_every_update_match_official(bike_run):
   exact; a semantic change (another threshold, merging into the second best,
   a lost append) moves tens to hundreds of keys.
   """
-  expected, _, banks, state = bike_run
+  run = bike_runs('afb_urr')
+  expected, banks, state = run.expected, run.extra['banks'], run.extra['state']
   assert int(expected['obj_n']) == state.bank.count.shape[0]
   np.testing.assert_array_equal(banks[0]['count'], expected['bank_before'][0])  # init_bank
   carried = np.zeros_like(banks[0]['count'])

@@ -2,28 +2,29 @@
 
 import functools
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import random_frames, tiny_stcn
 from memvos_jax import api
 from memvos_jax.errors import InputError
-from memvos_jax.models import STCN
+
+# Slow as a whole: the tests share one compiled tiny segmenter (lru_cache), so
+# whichever runs first pays ~30-50 s on 2 CPU cores (marking only that one
+# moves the cost to the next); together ~45-100 s.
+pytestmark = pytest.mark.slow
 
 H, W = 40, 64
 
 
 @functools.lru_cache(maxsize=None)
 def _segmenter(chunk=1):
-  model = STCN(key_backbone='resnet18', key_dim=16, value_dim=32)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)), jnp.zeros((2, 64, 64)))
+  model, variables = tiny_stcn((64, 64), 2)
   return api.Segmenter(model, variables, mem_every=2, memory_capacity=6, chunk=chunk)
 
 
 def _video(t=9):
-  rng = np.random.default_rng(1)
-  frames = rng.integers(0, 255, (t, H, W, 3), dtype=np.uint8)
+  frames = random_frames(t, (H, W), seed=1)
   m0 = np.zeros((H, W), np.uint8)
   m0[5:15, 5:25] = 4
   m5 = np.zeros((H, W), np.uint8)

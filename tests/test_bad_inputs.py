@@ -378,7 +378,7 @@ def cli_inputs(tmp_path_factory):
   _save_ids(d / 'small.png', _object((32, 96)))
   Image.fromarray(np.zeros((64, 96, 3), np.uint8) + 255).save(d / 'rgb.png')
   (d / 'file').write_text('x')
-  from memvos_jax import visualize
+  from memvos_jax.apps import visualize
   with visualize.OverlayVideoWriter(d / 'clip.mp4', 24.0) as w:   # moov box at the end
     for i in range(12):
       w.write(np.full((64, 96, 3), 20 * i, np.uint8))

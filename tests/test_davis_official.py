@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memvos_jax import evaluate
+from memvos_jax.apps import evaluate
 from memvos_jax.errors import InputError
 from memvos_jax.metrics import evaluate_davis
 

@@ -70,6 +70,7 @@ def test_davis2016_layout_split_heldout_and_binary_masks(tmp_path, mask_mode):
   assert [c[0] for c in everything.clips] == ['alpha', 'beta', 'delta', 'gamma']
 
 
+@pytest.mark.slow   # trains in a subprocess: ~80 s
 def test_training_reads_davis2016_and_validates_on_heldout(tmp_path):
   """train() on the folder: held-out clip out of the data, real-clip validation J&F."""
   root = _davis2016(tmp_path / 'davis2016')
@@ -134,6 +135,7 @@ def test_load_without_arguments_is_the_default_model(capsys):
   assert set(np.unique(ids[1:])) <= set(np.unique(first))
 
 
+@pytest.mark.slow   # the default model on real clips: ~90 s
 def test_default_model_beats_copying_the_first_mask_on_real_clips():
   """The five held-out DAVIS-2016 sequences (never trained on): J&F well above copying."""
   root = need_shared('data', 'davis2016_train')

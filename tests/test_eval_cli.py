@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from helpers import tiny_stcn
 from memvos_jax.data.video_folder import davis_palette
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -40,6 +42,7 @@ def _eval(root, out, *extra):
   return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
 
 
+@pytest.mark.slow   # eval.py in subprocesses: ~45-65 s
 def test_eval_writes_indexed_pngs_and_keeps_good_clips(tmp_path):
   root = tmp_path / 'data'
   _clip(root, 'good', davis=True)
@@ -58,6 +61,7 @@ def test_eval_writes_indexed_pngs_and_keeps_good_clips(tmp_path):
   assert 'frames/s' in r.stdout
 
 
+@pytest.mark.slow   # eval.py in subprocesses: ~45-65 s
 def test_eval_bad_inputs_name_the_file(tmp_path):
   root = tmp_path / 'data'
   _clip(root, 'a')
@@ -83,13 +87,11 @@ def test_eval_bad_checkpoint_and_config(tmp_path):
   assert r.returncode != 0 and 'mem_evry' in r.stderr
 
 
+@pytest.mark.slow   # builds and compiles the tiny STCN: ~50 s
 def test_dense_ground_truth_is_not_fed_back(tmp_path):
   """DAVIS trainval has a mask for every frame: only the first one is input."""
-  import jax
-  import jax.numpy as jnp
   from memvos_jax.inference.clip import ClipSegmenter
   from memvos_jax.data import video_folder
-  from memvos_jax.models import STCN
   root = tmp_path / 'data'
   _, ann_dir = _clip(root, 'dense', frames=4, davis=True)
   m = np.zeros((32, 48), np.uint8)
@@ -98,8 +100,7 @@ def test_dense_ground_truth_is_not_fed_back(tmp_path):
     im = Image.fromarray(m, mode='P')
     im.putpalette(davis_palette())
     im.save(ann_dir / f'{i:05d}.png')
-  model = STCN(key_backbone='resnet18', key_dim=16, value_dim=32)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 48, 3)), jnp.zeros((2, 32, 48)))
+  model, variables = tiny_stcn((32, 48), 2)
   seg = ClipSegmenter(model, variables, chunk=2)
   got = {}
   seg.segment(video_folder.find_clips(root, ['dense'])[0],
@@ -109,6 +110,7 @@ def test_dense_ground_truth_is_not_fed_back(tmp_path):
     assert not np.array_equal(got[i], m)            # later frames are predictions
 
 
+@pytest.mark.slow   # eval.py in subprocesses: ~45-65 s
 def test_eval_scores_densely_annotated_clips(tmp_path):
   """DAVIS-style clips (ground truth on every frame) get the J&F table."""
   root = tmp_path / 'data'

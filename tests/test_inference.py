@@ -2,23 +2,19 @@
 
 import functools
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from memvos_jax.inference import core, stcn as stcn_core
-from memvos_jax.models import STCN
 
-from scan_clips import random_clip, run_chunks
+from helpers import random_clip, run_chunks, tiny_stcn
 
 H, W, K = 48, 80, 2
 
 
 @functools.lru_cache(maxsize=None)
 def _model():
-  model = STCN(key_backbone='resnet18', value_backbone='resnet18', key_dim=16, value_dim=32)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, H, W, 3)), jnp.zeros((K, H, W)))
-  return model, variables
+  return tiny_stcn((H, W), K)
 
 
 def _clip(t, given_at=((0, (True, True)),), seed=0):
@@ -32,6 +28,7 @@ def _run(t, settings, given_at=((0, (True, True)),), on_trace=None):
   return run_chunks(fn, variables, state, _clip(t, given_at), settings)
 
 
+@pytest.mark.slow   # compiles the tiny STCN and a chunk-4 scan: ~70 s
 def test_scan_body_traced_once_per_clip():
   calls = []
   settings = stcn_core.InferenceSettings(mem_every=2, capacity=4, chunk=4)
@@ -39,6 +36,7 @@ def test_scan_body_traced_once_per_clip():
   assert len(calls) == 1
 
 
+@pytest.mark.slow   # two scans compiled: ~22 s
 def test_capacity_at_least_writes_equals_unbounded():
   t, every = 12, 3
   need = stcn_core.memory_writes(t, {0}, every)

@@ -32,6 +32,8 @@ from memvos_jax.training import checkpointing, config_check
 
 from conftest import REPO, metric_rows
 
+pytestmark = pytest.mark.slow   # launches processes and trains: ~8 min on 2 CPU cores
+
 STEPS = 4
 ARGS = ['--config.network.key_dim=8', '--config.network.value_dim=16',
         '--config.network.decoder_dims=(16,16,16)', '--config.training.crop_size=32',

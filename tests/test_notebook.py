@@ -3,7 +3,10 @@
 import pathlib
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
+
+pytestmark = pytest.mark.slow   # executes the notebooks (one trains): ~3 min on 2 CPU cores
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -18,6 +18,8 @@ import pytest
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow   # builds and installs the wheel in subprocesses
+
 CONFIGS = ('__init__', 'afb_urr', 'default', 'rpm', 'sam2', 'stcn', 'stm')
 # Not copied for the build: caches, outputs, other build trees.
 IGNORE = shutil.ignore_patterns('.git', '.venv', 'out', 'runs', 'build', 'dist', '*.egg-info',

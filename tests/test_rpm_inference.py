@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import random_frames
 from memvos_jax import families
 from memvos_jax.convert import rpm as convert_rpm
 from memvos_jax.errors import CheckpointError
@@ -43,7 +44,7 @@ def _first_mask():
 
 
 def _frames(t, seed=0):
-  return np.random.default_rng(seed).integers(0, 255, (t, H, W, 3), dtype=np.uint8)
+  return random_frames(t, (H, W), seed)
 
 
 def test_family_is_registered():
@@ -126,7 +127,7 @@ def test_trained_weights_round_trip_npz_and_bad_keys_refused(tmp_path):
 def test_eval_py_runs_rpm_and_scores(tmp_path, capsys):
   """``eval.py --config configs/rpm.py:tiny`` on a densely annotated folder."""
   from memvos_jax.configs import rpm as rpm_config
-  from memvos_jax import evaluate_folders
+  from memvos_jax.apps import evaluate_folders
   from memvos_jax.data import video_folder
   root = tmp_path / 'data'
   first = _first_mask()

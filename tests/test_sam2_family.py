@@ -20,6 +20,10 @@ from conftest import REPO, SHARED, need_shared, official_state
 from memvos_jax import families
 from memvos_jax.sam2_predictor import Sam2Predictor, Sam2Settings
 
+# Slow as a whole: SAM 2 on bike (eval.py in a subprocess ~30 s; the 256 px
+# predictor and segmenter share compiles, ~35 s for the other two together).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope='module')
 def fixture_state():

@@ -30,6 +30,8 @@ from memvos_jax.models.sam2 import SAM2, trunk_items
 from memvos_jax.sam2 import build_sam2_video_predictor, config_size
 from memvos_jax.sam2_predictor import MaskLogits, Sam2Predictor, Sam2Settings
 
+pytestmark = pytest.mark.slow   # SAM 2 at 1024 px, the notebook's examples: ~1 min on 2 CPU cores
+
 H, W = 480, 854
 model_cfg = 'configs/sam2.1/sam2.1_hiera_t.yaml'
 device = 'cpu'
@@ -358,7 +360,7 @@ def _moving_square(t, h, w):
 @pytest.mark.parametrize('size', [64, 32])   # 48x64 frames kept as they are, then shrunk
 def test_init_state_mp4_and_array(tmp_path, size):
   pytest.importorskip('av', reason='reading .mp4 needs PyAV (pip install av)')
-  from memvos_jax import visualize
+  from memvos_jax.apps import visualize
   from memvos_jax.data.video_file import VideoReader
   frames = _moving_square(5, 48, 64)
   path = tmp_path / 'clip.mp4'

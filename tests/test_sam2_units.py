@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from helpers import numpy_variables, random_frames
 from memvos_jax.errors import InputError
 from memvos_jax.models.sam2 import SAM2
 from memvos_jax.models.sam2 import memory_bank as mb
@@ -92,20 +93,20 @@ def small():
   """Random weights filled from the variable shapes (no compiled init: it costs minutes)."""
   model = SAM2(image_size=256)
   shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((256, 256, 3), jnp.uint8))
-  rng = np.random.default_rng(0)
-  def fill(path, a):
-    if path[-1].key == 'scale':
-      return np.ones(a.shape, np.float32)
-    return (rng.standard_normal(a.shape) * 0.05).astype(np.float32)
-  return model, jax.tree_util.tree_map_with_path(fill, shapes)
+  def fill(name, shape, rng):
+    if name == 'scale':
+      return np.ones(shape, np.float32)
+    return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+  return model, numpy_variables(shapes, fill)
 
 
+@pytest.mark.slow   # ~27 s
 def test_predictor_workflow(small):
   """Objects on different frames, forward/backward passes, a correction; compiles counted."""
   model, params = small
   traces = []
   pred = Sam2Predictor(params, model, Sam2Settings(chunk=2), on_trace=traces.append)
-  frames = np.random.default_rng(0).integers(0, 255, (7, 40, 60, 3), dtype=np.uint8)
+  frames = random_frames(7, (40, 60))
   state = pred.init_state(frames)
   with pytest.raises(InputError):
     pred.add_new_points_or_box(state, 9, 1, points=[[5, 5]], labels=[1])

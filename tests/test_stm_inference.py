@@ -17,7 +17,7 @@ from memvos_jax.memory.readout import read_dense
 from memvos_jax.models.aggregate import aggregate
 from memvos_jax.models.stm import STM
 
-from scan_clips import random_clip, run_chunks
+from helpers import numpy_variables, random_clip, run_chunks
 
 H, W, K = 40, 72, 2      # not multiples of 16: exercises the centred padding
 
@@ -27,19 +27,17 @@ def _model():
   model = STM(backbone='resnet18', key_dim=16, value_dim=32, decoder_dim=32)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
                           jnp.zeros((K, 32, 32)))
-  rng = np.random.default_rng(0)
 
   # Variance-preserving kernels, small biases, identity BatchNorm: a well-conditioned
   # random network (one input LSB moves the outputs by < 1e-3, float noise by ~1e-6),
   # unlike He-init or the fixture's weights, whose saturated outputs amplify rounding.
-  def fill(path, leaf):
-    name = path[-1].key
+  def fill(name, shape, rng):
     if name == 'kernel':
-      return rng.normal(0, np.sqrt(1 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
+      return rng.normal(0, np.sqrt(1 / np.prod(shape[:-1])), shape).astype(np.float32)
     if name in ('scale', 'var'):
-      return np.ones(leaf.shape, np.float32)
-    return rng.normal(0, 0.05 if name == 'bias' else 0.0, leaf.shape).astype(np.float32)
-  return model, jax.tree_util.tree_map_with_path(fill, shapes)
+      return np.ones(shape, np.float32)
+    return rng.normal(0, 0.05 if name == 'bias' else 0.0, shape).astype(np.float32)
+  return model, numpy_variables(shapes, fill)
 
 
 # Two compiled programs serve every test (compilation dominates their time).

@@ -1,23 +1,11 @@
-"""Parity with the official STM on the stm_random fixture (needs ../shared).
+"""STM-specific parity checks on the stm_random fixture (needs ../shared).
 
-The fixture's expected/bike.npz was recorded with the official code (torch,
-CPU, float32, eval_DAVIS.py's loop, Mem_every 5). Rerunning the official code
-on another x86 CPU (an Intel Xeon, 2026-11-26) reproduces frames 0-2 to
-99.99 % of pixels and frame 3 to only 98.4 % (see below). Frames 0 and 1
-(memory: the annotated frame) must agree on >= 99.9% of pixels, masks and
-probabilities within 2/255.
-
-Frames 2 and 3 read frame 1's and 2's *predicted* soft masks, and with these
-random weights the network is chaotic there: both objects' probabilities
-saturate within a few float32 ulps of 1, so float32 rounding noise in one
-frame's probabilities (~1e-5) moves the next frame's by up to 0.5. The
-official code itself, run with oneDNN disabled (the same float32 arithmetic,
-another summation order), agrees with the recording on only 98.14% / 91.13%
-(frame 2, masks / probabilities) and 90.96% / 75.31% (frame 3); this port
-gets 98.11% / 90.95% and 91.57% / 75.70%. Fed the official frame-(t-1)
-probabilities as memory (float32, from a rerun of the official code), this
-port's frames 2 and 3 agree on 99.997% of pixels. Frames 2 and 3 are checked
-against bounds just below that noise floor.
+The free-running comparison with the recording (frames 0-1 >= 99.9 %, frames
+2-3 against the official code's own noise floor, and why) is the ``stm`` row
+of tests/test_parity.py. Here: eval.py on bike, and every frame
+teacher-forced (each frame t >= 2 memorises the recording's frame t-1), both
+with the checkpoint that the shared cached run loads
+(``bike_runs.checkpoint('stm_random')``, tests/parity_runs.py).
 """
 
 import os
@@ -29,59 +17,25 @@ import pytest
 from PIL import Image
 
 import memvos_jax
-from conftest import REPO, need_shared, official_npz
+import parity_runs
+from conftest import REPO, need_shared
 from memvos_jax import families
 from memvos_jax.inference import core
-from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.data import video_folder
 
 FRACTION = 0.999
-# Frames past the first memory read of a prediction: (masks, probabilities)
-# at or below which even the official code (oneDNN off) falls; see above.
-NOISE_FLOOR = {2: (0.97, 0.88), 3: (0.89, 0.72)}
+
+pytestmark = pytest.mark.slow   # eval.py on bike, the teacher-forced run: ~30 s each (2 cores)
 
 
 @pytest.fixture(scope='module')
-def stm_npz(tmp_path_factory):
-  return official_npz(tmp_path_factory, 'stm_random')
+def stm_npz(bike_runs):
+  return bike_runs.checkpoint('stm_random')
 
 
 @pytest.fixture(scope='module')
 def expected():
-  return np.load(need_shared('fixtures', 'stm_random', 'expected', 'bike.npz'))
-
-
-@pytest.fixture(scope='module')
-def bike_run(stm_npz, expected):
-  root = need_shared('data', 'real_clips')
-  seg = memvos_jax.load('stm', str(stm_npz))           # the Python API's loading path
-  assert seg.clip.family.name == 'stm'
-  clip_seg = ClipSegmenter(seg.model, seg.variables, chunk=4, return_probs=True,
-                                    mem_every=int(expected['mem_every']))
-  clip = video_folder.find_clips(root, ['bike'])[0]
-  got = {}
-  clip_seg.segment(clip, on_frame=lambda i, ids, probs: got.__setitem__(i, (ids, probs)))
-  return got
-
-
-def _agreement(got, expected, t):
-  mask = np.mean(got[t][0] == expected['masks'][t])
-  probs = np.mean(np.abs(got[t][1] * 255.0 - expected['probs_u8'][t].astype(np.float32)) <= 2.0)
-  return mask, probs
-
-
-def test_first_frames_match_official(bike_run, expected):
-  for t in (0, 1):
-    mask, probs = _agreement(bike_run, expected, t)
-    assert mask >= FRACTION and probs >= FRACTION, (t, mask, probs)
-  np.testing.assert_allclose(bike_run[0][1] * 255.0, expected['probs_u8'][0], atol=0.5)
-
-
-def test_later_frames_within_official_noise_floor(bike_run, expected):
-  assert len(expected['masks']) == 4
-  for t, (mask_floor, prob_floor) in NOISE_FLOOR.items():
-    mask, probs = _agreement(bike_run, expected, t)
-    assert mask >= mask_floor and probs >= prob_floor, (t, mask, probs)
+  return parity_runs.load_expected('stm_random')
 
 
 def test_eval_py_on_bike(stm_npz, expected, tmp_path):
@@ -127,10 +81,10 @@ def test_teacher_forced_every_frame_matches_official(stm_npz, expected):
   Frame t >= 2 memorises the recording's frame t-1 probabilities (round(255
   p)) instead of its own prediction, here and in the official run it is
   compared with (``official_teacher_forced``), so the chaotic amplification
-  of float32 noise across frames (module docstring) is gone and each frame
-  tests one step of the network: >= 99.9 % of argmax and of probabilities
-  within 2/255 on every frame. The free-running figures stay a report
-  (``test_later_frames_within_official_noise_floor``).
+  of float32 noise across frames (test_parity.py, ``stm`` row) is gone and
+  each frame tests one step of the network: >= 99.9 % of argmax and of
+  probabilities within 2/255 on every frame. The free-running figures stay a
+  report (test_parity.py, ``stm`` row: frames 2-3 against the noise floor).
   """
   root = need_shared('data', 'real_clips')
   official, official_masks = official_teacher_forced(expected)

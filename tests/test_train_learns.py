@@ -8,9 +8,12 @@ copy-the-first-mask baseline within 20 minutes) is measured by running
 import json
 
 import numpy as np
+import pytest
 
 from memvos_jax.configs import stcn
 from memvos_jax.training import trainer
+
+pytestmark = pytest.mark.slow   # trains the tiny model: ~100 s on 2 CPU cores
 
 
 def test_tiny_learns_to_read_masks_back_from_memory(tmp_path):

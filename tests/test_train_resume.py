@@ -36,6 +36,7 @@ def _env(cache):
               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
 
 
+@pytest.mark.slow   # two training runs in subprocesses: ~100 s
 def test_sigkill_and_restart_equals_an_uninterrupted_run(tmp_path):
   env = _env(tmp_path / 'cache')
   ref = subprocess.run(_cmd(tmp_path / 'ref'), capture_output=True, text=True, env=env,

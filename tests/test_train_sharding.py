@@ -14,11 +14,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
+pytestmark = pytest.mark.slow   # an 8-device training step in a subprocess: ~95 s on 2 CPU cores
+
 SCRIPT = r'''
-import json, sys
-sys.path.insert(0, 'tests')
+import json
 import jax, numpy as np
 from test_train_step import small_config, training_start
 from memvos_jax.training import state as state_lib, update as update_lib
@@ -58,8 +61,9 @@ print('RESULT', json.dumps(out))
 def test_eight_devices_equal_one():
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
              JAX_PLATFORMS='cpu')
+  # Run from tests/ so that the script imports test_train_step (memvos_jax: the venv's install).
   r = subprocess.run([sys.executable, '-c', SCRIPT], capture_output=True, text=True,
-                     cwd=REPO, env=env, timeout=900)
+                     cwd=REPO / 'tests', env=env, timeout=900)
   assert r.returncode == 0, r.stderr[-3000:]
   line = [l for l in r.stdout.splitlines() if l.startswith('RESULT ')][-1]
   res = json.loads(line[len('RESULT '):])

@@ -63,6 +63,7 @@ def test_bootstrapped_ce_is_the_mean_of_the_hardest_pixels():
   np.testing.assert_allclose(ps, [1, 1, 1, 0.575, 0.15, 0.15], rtol=1e-6)
 
 
+@pytest.mark.slow   # ~30 s
 def test_scan_equals_python_unroll_and_frames_read_the_past_only():
   c = small_config()
   model = build_model(c)
@@ -83,6 +84,7 @@ def test_scan_equals_python_unroll_and_frames_read_the_past_only():
   assert not np.allclose(run(later, labels, valid, True)[2], a[2])
 
 
+@pytest.mark.slow   # ~20 s
 def test_loss_falls_on_a_fixed_batch():
   c = small_config(crop_size=48, learning_rate=1e-4, bce_start_warm=1000, bce_end_warm=2000)
   model, opt, batch, variables = training_start(c)

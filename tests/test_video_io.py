@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memvos_jax import visualize
+from memvos_jax.apps import visualize
 from memvos_jax.data import video_file
 from memvos_jax.data.video_folder import davis_palette
 from memvos_jax.errors import InputError

@@ -37,7 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # small on short clips. A fixed number bounds memory on long videos (the
   # budget is then at most that many frames of positions; LFU removes the rest).
   config.inference.memory_capacity = 0
-  config.inference.chunk = 8              # frames per scan (and per host transfer)
+  common.scan_options(config.inference, chunk=8)  # chunk, dtype, batch_clips
   config.inference.max_objects = 0        # 0 = the clip's object count (static per clip)
 
   if arg == 'runlocal':

@@ -30,6 +30,16 @@ def eval_data() -> ml_collections.ConfigDict:
   return data
 
 
+def scan_options(inference: ml_collections.ConfigDict, chunk: int = 8) -> None:
+  """The ``config.inference`` entries every model's scan takes."""
+  inference.chunk = chunk           # frames per scan (and per host transfer)
+  # 'bfloat16': convolutions and matmuls in bf16 (faster on CPUs with AMX /
+  # AVX-512-BF16, and on GPUs / TPUs); softmax, top-k and probabilities stay float32.
+  inference.dtype = 'float32'
+  # eval.py: clips of one frame size segmented together (one vmapped scan); 1: one by one.
+  inference.batch_clips = 1
+
+
 def runlocal(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The ``runlocal`` variant's change: small inference chunks (CPUs, tests, notebooks)."""
   config.inference.chunk = min(config.inference.chunk, RUNLOCAL_CHUNK)

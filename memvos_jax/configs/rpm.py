@@ -49,7 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Subtract the field the network predicts for a frame against itself (its
   # systematic part, see docs/rpm.md); False = the matching output as is.
   config.inference.calibrate = True
-  config.inference.chunk = 8             # frames per scan (and per host transfer)
+  common.scan_options(config.inference, chunk=8)  # chunk, dtype, batch_clips
   config.inference.max_objects = 0       # 0 = the clip's object count (static per clip)
 
   t = config.training = ml_collections.ConfigDict()

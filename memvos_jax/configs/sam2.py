@@ -48,7 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       max_obj_ptrs_in_encoder=16, multimask_output_in_sam=True, multimask_min_pt_num=0,
       multimask_max_pt_num=1, multimask_output_for_tracking=True,
       binarize_mask_from_pts_for_mem_enc=True, add_all_frames_to_correct_as_cond=True))
-  config.inference.chunk = 4              # frames per scan (and per host transfer)
+  common.scan_options(config.inference, chunk=4)  # chunk, dtype, batch_clips
   config.inference.max_objects = 0        # 0 = the clip's object count (static per clip)
   # Conditioning (prompted) frames kept per object; 0 = what the protocol needs
   # (each object is given once: 1). Tracked frames: a fixed ring of 15.

@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # for the clip; a fixed number bounds memory on long videos (FIFO eviction
   # of non-annotated frames).
   config.inference.memory_capacity = 0
-  config.inference.chunk = 8              # frames per scan (and per host transfer)
+  common.scan_options(config.inference, chunk=8)  # chunk, dtype, batch_clips
   config.inference.max_objects = 0       # 0 = the clip's object count (static per clip)
 
   if arg == 'runlocal':

@@ -69,7 +69,9 @@ def frame_step(model, params, settings: AFBSettings, state: AFBState, frame: Fra
   o = k + 1
   h, w = frame.image.shape[:2]
   pt, pb, pl, pr = pad_amounts((h, w), settings.stride)
-  image = prepare_frame(frame.image, settings.stride, pad_first=True)  # [Hp, Wp, 3] black border
+  # [Hp, Wp, 3] black border; the network runs in settings.dtype, the banks stay float32
+  # (the 0.95 cosine merge rule is sensitive to rounding).
+  image = prepare_frame(frame.image, settings.stride, settings.dtype, pad_first=True)
   hp, wp = image.shape[:2]
   inside = jnp.pad(jnp.ones((h, w), bool), ((pt, pb), (pl, pr)))   # [Hp, Wp]
   started = jnp.any(state.active)
@@ -78,12 +80,13 @@ def frame_step(model, params, settings: AFBSettings, state: AFBState, frame: Fra
     k4, v4, r3, r2, r1 = apply(image[None], method='encode_query')
     hk, wk = k4.shape[1:3]
     readout, bank = adaptive.read(bank, k4[0].reshape(hk * wk, -1), settings.thres_valid)
-    fg = apply(readout.reshape(o, hk, wk, -1), v4[0], r3, r2, r1, method='decode')
+    fg = apply(readout.reshape(o, hk, wk, -1).astype(image.dtype), v4[0], r3, r2, r1,
+               method='decode').astype(jnp.float32)
     fg = jnp.clip(fg, 1e-7, 1.0 - 1e-7)
     return jnp.log(fg / (1.0 - fg)), bank                           # [O, Hp, Wp] scores
 
   def nothing(bank):
-    return jnp.zeros((o, hp, wp), image.dtype), bank
+    return jnp.zeros((o, hp, wp), jnp.float32), bank
 
   scores, bank = jax.lax.cond(started, predict, nothing, state.bank)
 
@@ -105,9 +108,9 @@ def frame_step(model, params, settings: AFBSettings, state: AFBState, frame: Fra
 
   def memorise(b):
     masks = jnp.where(inside[None], probs, 0.0)                      # padding: 0 in every class
-    keys, values = apply(image, masks, method='encode_memory')       # [O, h, w, C]
-    keys = keys.reshape(o, -1, keys.shape[-1])
-    values = values.reshape(o, -1, values.shape[-1])
+    keys, values = apply(image, masks.astype(image.dtype), method='encode_memory')  # [O, h, w, C]
+    keys = keys.reshape(o, -1, keys.shape[-1]).astype(jnp.float32)
+    values = values.reshape(o, -1, values.shape[-1]).astype(jnp.float32)
     limit = adaptive.class_limit(settings.budget, o, b.slots)
     return jax.lax.cond(
         has_ann,

@@ -11,13 +11,17 @@ import dataclasses
 import os
 import time
 
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from memvos_jax import families
 from memvos_jax import outputs
 from memvos_jax.data import video_folder
 from memvos_jax.errors import InputError
-from memvos_jax.inference.core import FrameInput, make_chunk_fn
+from memvos_jax.inference.core import FrameInput, bf16_kernels, cast_variables, make_chunk_fn
 from memvos_jax.inference.objects import ObjectSlots
 
 
@@ -35,20 +39,33 @@ class ClipSegmenter:
   """Segments DAVIS/YouTube-VOS clip folders with a memory network."""
 
   def __init__(self, model, variables, memory_capacity=0, chunk=8, max_objects=0,
-               return_probs=False, size=0, **options):
+               return_probs=False, size=0, batch_clips=1, **options):
     """``options`` are the model's inference settings (STCN: mem_every, top_k).
 
     ``size``: segment at this shorter side (0: the frames' own size); masks are
     restored to the frames' size (bilinear on the probabilities, then argmax).
+    ``batch_clips``: how many clips eval.py gives ``segment_batch`` at a time.
     """
     self.model, self.variables, self.size = model, variables, size
+    self.batch_clips = batch_clips
     self.family = families.of(model)
     self.options = options
     self.family.make_settings(**options)   # an unknown option fails here, not mid-clip
+    if options.get('dtype') == 'bfloat16':
+      bf16_kernels()
     self.memory_capacity, self.chunk = memory_capacity, chunk
     self.max_objects, self.return_probs = max_objects, return_probs
     self._fns = {}
+    self._cast = None           # (dtype, variables cast to it): bf16 mode casts once
     self.trace_count = 0
+
+  def variables_for(self, dtype: str):
+    """The weights in the compute ``dtype`` of a program (float32: as loaded)."""
+    if dtype == 'float32':
+      return self.variables
+    if self._cast is None or self._cast[0] != dtype:
+      self._cast = (dtype, cast_variables(self.variables, dtype))
+    return self._cast[1]
 
   def settings(self, capacity: int, out_size=None):
     """The compiled program's static settings for a memory of ``capacity`` slots."""
@@ -56,14 +73,15 @@ class ClipSegmenter:
         capacity=max(capacity, 1), chunk=self.chunk, return_probs=self.return_probs,
         out_size=None if out_size is None else tuple(out_size), **self.options)
 
-  def chunk_fn(self, settings):
-    """The jitted chunk function for ``settings`` (compiled once per clip shape)."""
-    if settings not in self._fns:
+  def chunk_fn(self, settings, batch: bool = False):
+    """The jitted chunk function for ``settings`` (compiled once per clip shape);
+    ``batch``: vmapped over a leading clip axis of the state and the frames."""
+    if (settings, batch) not in self._fns:
       def count():
         self.trace_count += 1
-      self._fns[settings] = make_chunk_fn(self.model, settings, self.family.step,
-                                          on_trace=count)
-    return self._fns[settings]
+      self._fns[settings, batch] = make_chunk_fn(self.model, settings, self.family.step,
+                                                 on_trace=count, batch=batch)
+    return self._fns[settings, batch]
 
   def segment(self, clip: video_folder.Clip, out_dir: str | None = None,
               progress=None, on_frame=None) -> ClipResult:
@@ -74,16 +92,49 @@ class ClipSegmenter:
     that fails leaves no folder (and a previous run's folder is kept).
     ``on_frame(index, ids [H, W] uint8, probs [K+1, H, W] | None)`` sees every frame.
     """
-    target = os.path.join(out_dir, clip.name) if out_dir else None
-    with outputs.staged(target) if target else contextlib.nullcontext() as folder:
-      stats = self._segment(clip, folder, progress, on_frame)
-    return ClipResult(clip.name, len(clip.frame_paths), *stats, target)
+    return self.segment_batch([clip], out_dir, progress, [on_frame])[0]
 
-  def _segment(self, clip, folder, progress, on_frame):
-    """``segment`` writing into ``folder`` (or nowhere); returns the timing stats."""
-    ann = video_folder.read_annotations(clip)
+  def segment_batch(self, clips: list[video_folder.Clip], out_dir: str | None = None,
+                    progress=None, on_frames=None) -> list[ClipResult]:
+    """``segment`` for clips of one frame size, run together through one vmapped
+    scan (one clip: the plain scan). If one clip fails, none is written. The
+    batch's timing is in the first result (the others: 0 s, 0 steady frames)."""
+    on_frames = on_frames or [None] * len(clips)
+    targets = [os.path.join(out_dir, c.name) if out_dir else None for c in clips]
     writer = concurrent.futures.ThreadPoolExecutor(2)
     pending = []
+    try:
+      with contextlib.ExitStack() as stack:
+        folders = [stack.enter_context(outputs.staged(t)) if t else None for t in targets]
+        jobs, sizes = [], set()
+        for clip, folder, on_frame in zip(clips, folders, on_frames):
+          ann = video_folder.read_annotations(clip)
+          sizes.add(tuple(ann.size))
+          if len(sizes) > 1:
+            raise InputError(clip.frame_paths[0], f'a batch needs one frame size: {ann.size} '
+                             f'here, {sorted(sizes - {tuple(ann.size)})[0]} before')
+          jobs.append(self._folder_job(clip, ann, folder, on_frame, writer, pending))
+        size = sizes.pop()
+        proc = video_folder.processing_size(size, self.size)
+        out_size = size if proc != size else None
+        if len(jobs) == 1:
+          j = jobs[0]
+          stats = self.run(j.chunks, j.masks, j.num_frames, proc, j.on_frame, progress,
+                           where=j.where, out_size=out_size)
+        else:
+          stats = self.run_batch(jobs, proc, out_size, progress)
+        for f in pending:
+          f.result()
+    finally:
+      writer.shutdown(wait=True, cancel_futures=True)
+    none = (0.0, 0, 0.0)
+    return [ClipResult(c.name, len(c.frame_paths), *(stats if i == 0 else none), t)
+            for i, (c, t) in enumerate(zip(clips, targets))]
+
+  def _folder_job(self, clip, ann, folder, on_frame, writer, pending) -> 'BatchJob':
+    """A clip folder as a scan job: frames read and resized in chunks, PNGs written by
+    ``writer`` into ``folder`` (futures appended to ``pending``)."""
+    proc = video_folder.processing_size(ann.size, self.size)
 
     def emit(i, frame_ids, probs):
       if on_frame is not None:
@@ -94,32 +145,82 @@ class ClipSegmenter:
                                      os.path.join(folder, stem + '.png'),
                                      frame_ids, ann.palette))
 
-    proc = video_folder.processing_size(ann.size, self.size)
     chunks = ((s, video_folder.resize_frames(f, proc))
               for s, f in video_folder.FrameReader(clip, self.chunk, ann.size))
     masks = {i: video_folder.resize_ids(m, proc) for i, m in ann.masks.items()}
-    try:
-      stats = self.run(chunks, masks, len(clip.frame_paths), proc, emit, progress,
-                       where=clip.annotation_paths[ann.first_frame],
-                       out_size=ann.size if proc != tuple(ann.size) else None)
-      for f in pending:
-        f.result()
-    finally:
-      writer.shutdown(wait=True, cancel_futures=True)
-    return stats
+    return BatchJob(chunks, masks, len(clip.frame_paths), emit,
+                    where=clip.annotation_paths[ann.first_frame])
 
   def segment_arrays(self, frames, masks: dict[int, np.ndarray]) -> np.ndarray:
     """frames [T, H, W, 3] uint8, masks {frame: [H, W] ids} -> [T, H, W] uint8 ids."""
-    frames = np.asarray(frames)
-    out = np.zeros(frames.shape[:3], np.uint8)
-    size = tuple(frames.shape[1:3])
-    proc = video_folder.processing_size(size, self.size)
+    return self.segment_arrays_batch([(frames, masks)])[0]
+
+  def segment_arrays_batch(self, clips) -> list[np.ndarray]:
+    """[(frames [T, H, W, 3] uint8, masks {frame: [H, W] ids}), ...] -> [T, H, W] ids each.
+
+    Clips of the same frame size run together through one vmapped scan; a
+    single clip (or a size of its own) runs the plain scan.
+    """
+    clips = [(np.asarray(f), m) for f, m in clips]
+    outs = [np.zeros(f.shape[:3], np.uint8) for f, _ in clips]
+    groups: dict[tuple, list[int]] = {}
+    for c, (frames, _) in enumerate(clips):
+      groups.setdefault(tuple(frames.shape[1:3]), []).append(c)
+    for size, members in groups.items():
+      proc = video_folder.processing_size(size, self.size)
+      out_size = size if proc != size else None
+      jobs = [self._array_job(*clips[c], proc, outs[c]) for c in members]
+      if len(jobs) == 1:
+        j = jobs[0]
+        self.run(j.chunks, j.masks, j.num_frames, proc, j.on_frame, out_size=out_size)
+      else:
+        self.run_batch(jobs, proc, out_size)
+    return outs
+
+  def _array_job(self, frames, masks, proc, out) -> 'BatchJob':
+    """An array clip as a scan job writing its ids into ``out`` [T, H, W]."""
     chunks = ((s, video_folder.resize_frames(frames[s:s + self.chunk], proc))
               for s in range(0, len(frames), self.chunk))
     masks = {i: video_folder.resize_ids(np.asarray(m, np.uint8), proc) for i, m in masks.items()}
-    self.run(chunks, masks, len(frames), proc, lambda i, ids, probs: out.__setitem__(i, ids),
-             out_size=size if proc != size else None)
-    return out
+    return BatchJob(chunks, masks, len(frames), lambda i, ids, probs: out.__setitem__(i, ids))
+
+  def _slots(self, masks, where, num_objects=0) -> ObjectSlots:
+    """The clip's objects in ``num_objects`` slots (0: ``max_objects`` or as many as objects)."""
+    slots = ObjectSlots.from_masks(masks, num_objects or self.max_objects)
+    if not len(slots):
+      raise InputError(where, 'no object in any mask (every pixel is 0, background)')
+    if self.max_objects and len(slots) > self.max_objects:
+      raise InputError(where, f'{len(slots)} objects but max_objects is {self.max_objects}')
+    return slots
+
+  def _capacity(self, slots, num_frames: int) -> int:
+    return self.memory_capacity or self.family.memory_frames(
+        num_frames, set(slots.given_frames()), self.options)
+
+  def _chunk_input(self, start, frames, masks, slots, num_frames, size) -> FrameInput:
+    """One chunk's scan input (numpy): ``frames`` [n <= chunk, H, W, 3], padded to ``chunk``.
+
+    Each object is given once, on the first frame that annotates it; ``frames``
+    None (a clip of a batch that has ended) gives a chunk of padding only.
+    """
+    h, w = size
+    t, k = self.chunk, slots.max_objects
+    n = 0 if frames is None else len(frames)
+    images = np.zeros((t, h, w, 3), np.uint8)
+    if n:
+      images[:n] = frames
+    annotation = np.zeros((t, h, w), np.uint8)
+    given = np.zeros((t, k), bool)
+    given_frames = slots.given_frames()
+    for i in range(n):
+      new_objects = given_frames.get(start + i)
+      if new_objects:
+        annotation[i] = slots.to_slots(masks[start + i])
+        given[i] = slots.given(new_objects)
+    index = np.arange(start, start + t, dtype=np.int32)
+    return FrameInput(image=images, annotation=annotation, given=given, index=index,
+                      is_last=index == num_frames - 1, valid=np.arange(t) < n,
+                      num_frames=np.full(t, num_frames, np.int32))
 
   def run(self, chunks, masks: dict[int, np.ndarray], num_frames: int, size,
           on_frame, progress=None, where='annotations', out_size=None):
@@ -131,40 +232,18 @@ class ClipSegmenter:
     truth) are never fed to the network. Returns (steady seconds, steady
     frames, first-chunk seconds); the first chunk includes compilation.
     """
-    slots = ObjectSlots.from_masks(masks, self.max_objects)
-    if not len(slots):
-      raise InputError(where, 'no object in any mask (every pixel is 0, background)')
-    if self.max_objects and len(slots) > self.max_objects:
-      raise InputError(where, f'{len(slots)} objects but max_objects is {self.max_objects}')
-    k = slots.max_objects
-    given_frames = slots.given_frames()
-    capacity = self.memory_capacity or self.family.memory_frames(
-        num_frames, set(given_frames), self.options)
-    settings = self.settings(capacity, out_size)
+    slots = self._slots(masks, where)
+    settings = self.settings(self._capacity(slots, num_frames), out_size)
     fn = self.chunk_fn(settings)
-    state = self.family.init_state(self.model, settings, k, size)
-    h, w = size
-    t = self.chunk
+    variables = self.variables_for(settings.dtype)
+    state = self.family.init_state(self.model, settings, slots.max_objects, size)
     t_first = t_start = None
     first_n = 0
     for start, frames in chunks:
       n = len(frames)
-      images = np.zeros((t, h, w, 3), np.uint8)
-      images[:n] = frames
-      annotation = np.zeros((t, h, w), np.uint8)
-      given = np.zeros((t, k), bool)
-      for i in range(n):
-        new_objects = given_frames.get(start + i)
-        if new_objects:
-          annotation[i] = slots.to_slots(masks[start + i])
-          given[i] = slots.given(new_objects)
-      index = np.arange(start, start + t, dtype=np.int32)
-      xs = FrameInput(
-          image=images, annotation=annotation, given=given, index=index,
-          is_last=index == num_frames - 1, valid=np.arange(t) < n,
-          num_frames=np.full(t, num_frames, np.int32))
+      xs = self._chunk_input(start, frames, masks, slots, num_frames, size)
       tic = time.perf_counter()
-      state, out = fn(self.variables, state, xs)
+      state, out = fn(variables, state, xs)
       out_masks = np.asarray(out.mask[:n])
       probs = np.asarray(out.probs[:n]) if self.return_probs else None
       if t_first is None:
@@ -175,3 +254,54 @@ class ClipSegmenter:
         progress.update(n)
     steady = time.perf_counter() - t_start if t_start else 0.0
     return steady, num_frames - first_n, t_first or 0.0
+
+  def run_batch(self, jobs: list['BatchJob'], size, out_size=None, progress=None):
+    """Several clips of one frame ``size`` through one vmapped scan.
+
+    Every clip gets the batch's largest object count and memory capacity
+    (slots a clip does not use are never given, so never active); a clip that
+    ends early is fed padding frames (``valid`` False: its state is kept).
+    Equal to running the clips one by one, up to float rounding of the batched
+    programs.
+    """
+    slots = [self._slots(j.masks, j.where) for j in jobs]
+    k = max(s.max_objects for s in slots)
+    slots = [self._slots(j.masks, j.where, k) for j in jobs]
+    capacity = max(self._capacity(s, j.num_frames) for s, j in zip(slots, jobs))
+    settings = self.settings(capacity, out_size)
+    fn = self.chunk_fn(settings, batch=True)
+    variables = self.variables_for(settings.dtype)
+    one = self.family.init_state(self.model, settings, k, size)
+    state = jax.tree.map(lambda a: jnp.stack([a] * len(jobs)), one)
+    chunks = [iter(j.chunks) for j in jobs]
+    t_first = t_start = None
+    first_n = 0
+    for start in range(0, max(j.num_frames for j in jobs), self.chunk):
+      got = [next(c, (start, None)) for c in chunks]
+      xs = [self._chunk_input(start, f, j.masks, s, j.num_frames, size)
+            for (_, f), j, s in zip(got, jobs, slots)]
+      tic = time.perf_counter()
+      state, out = fn(variables, state, jax.tree.map(lambda *a: np.stack(a), *xs))
+      out_masks = np.asarray(out.mask)
+      probs = np.asarray(out.probs) if self.return_probs else None
+      n = sum(0 if f is None else len(f) for _, f in got)
+      if t_first is None:
+        t_first, t_start, first_n = time.perf_counter() - tic, time.perf_counter(), n
+      for b, ((_, frames), j, s) in enumerate(zip(got, jobs, slots)):
+        for i in range(0 if frames is None else len(frames)):
+          j.on_frame(start + i, s.to_ids(out_masks[b, i]),
+                     None if probs is None else probs[b, i])
+      if progress is not None:
+        progress.update(n)
+    steady = time.perf_counter() - t_start if t_start else 0.0
+    return steady, sum(j.num_frames for j in jobs) - first_n, t_first or 0.0
+
+
+@dataclasses.dataclass
+class BatchJob:
+  """One clip of ``ClipSegmenter.run_batch``: its chunks, masks and output callback."""
+  chunks: Any                      # iterable of (start, frames [n <= chunk, H, W, 3])
+  masks: dict[int, np.ndarray]     # frame -> [H, W] object ids
+  num_frames: int
+  on_frame: Callable[[int, np.ndarray, np.ndarray | None], None]
+  where: str = 'annotations'

@@ -10,10 +10,13 @@ tail (crop, resize, argmax) and the settings fields every program has.
 
 import dataclasses
 import functools
+import os
 from typing import Any, Callable
+import warnings
 
 import flax.struct
 import jax
+from jax._src import xla_bridge
 import jax.numpy as jnp
 import numpy as np
 
@@ -34,6 +37,55 @@ class ScanSettings:
   # (H, W) to restore outputs to when frames were processed at another size:
   # probabilities are resized bilinearly (torch align_corners=False), then argmax.
   out_size: tuple[int, int] | None = None
+  # Compute dtype of the network: 'bfloat16' runs convolutions and matmuls in
+  # bfloat16 and stores the memory in it; affinities, softmax / top-k,
+  # aggregation and the returned probabilities stay float32.
+  dtype: str = 'float32'
+
+  def __post_init__(self):
+    if self.dtype not in DTYPES:
+      raise ValueError(f'inference.dtype={self.dtype!r} (known: {", ".join(DTYPES)})')
+
+
+DTYPES = ('float32', 'bfloat16')
+
+
+def float32_only(settings, model: str) -> None:
+  """For cores without a bfloat16 path: a clear error instead of a silent float32 run."""
+  if settings.dtype != 'float32':
+    raise ValueError(f'inference.dtype={settings.dtype!r}: {model} runs in float32 only '
+                     '(bfloat16: stcn, stm, afb_urr and the default model)')
+
+
+ONEDNN_FLAG = '--xla_cpu_experimental_onednn_custom_call=true'
+
+
+def bf16_kernels() -> None:
+  """Before JAX starts its CPU backend: ``XLA_FLAGS`` += ``ONEDNN_FLAG``.
+
+  XLA:CPU runs bfloat16 convolutions through oneDNN (AMX / AVX-512-BF16) only
+  with this flag: several times faster than without. It is set only for a
+  bfloat16 run because it also changes float32 rounding (oneDNN matmuls),
+  which the float32 parity figures are measured without. An explicit setting
+  in ``XLA_FLAGS`` wins; once the backend has started it is too late (a
+  warning says so).
+  """
+  flags = os.environ.get('XLA_FLAGS', '')
+  if 'xla_cpu_experimental_onednn_custom_call' in flags:
+    return
+  if xla_bridge.backends_are_initialized():
+    warnings.warn(f'bfloat16 convolutions run without oneDNN (slower on CPUs): JAX started '
+                  f'before memvos_jax could set XLA_FLAGS={ONEDNN_FLAG}; set it yourself '
+                  'before importing jax')
+    return
+  os.environ['XLA_FLAGS'] = f'{flags} {ONEDNN_FLAG}'.strip()
+
+
+def cast_variables(variables, dtype):
+  """The floating leaves of ``variables`` as ``dtype`` (done once per model and dtype)."""
+  dtype = jnp.dtype(dtype)
+  return jax.tree.map(
+      lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
 
 
 @flax.struct.dataclass
@@ -83,7 +135,7 @@ def normalize(images, dtype=jnp.float32, compute_dtype=jnp.float32):
 
 
 def prepare_frame(image, stride=16, dtype=jnp.float32, pad_first=False):
-  """[H, W, 3] uint8 -> [Hp, Wp, 3] ``dtype``: normalised and padded (centred).
+  """[H, W, 3] uint8 -> [Hp, Wp, 3] ``dtype``: normalised (in float32) and padded (centred).
 
   ``pad_first=False`` (official STCN, RPM): normalise, then pad with zeros.
   ``pad_first=True`` (official STM, AFB-URR encoders): pad the [0, 1] frame with
@@ -92,9 +144,9 @@ def prepare_frame(image, stride=16, dtype=jnp.float32, pad_first=False):
   t, b, l, r = pad_amounts(image.shape[:2], stride)
   pad = ((t, b), (l, r), (0, 0))
   if pad_first:
-    x = jnp.pad(image.astype(dtype) / 255.0, pad)
-    return (x - IMAGENET_MEAN) / IMAGENET_STD
-  return jnp.pad(normalize(image, dtype, compute_dtype=dtype), pad)
+    x = jnp.pad(image.astype(jnp.float32) / 255.0, pad)
+    return ((x - IMAGENET_MEAN) / IMAGENET_STD).astype(dtype)
+  return jnp.pad(normalize(image, dtype), pad)
 
 
 def override_objects(objects, frame: FrameInput, pad):
@@ -142,8 +194,11 @@ def frame_output(probs, pad, size, settings: ScanSettings) -> FrameOutput:
 
 
 def make_chunk_fn(model, settings, step: Callable[..., Any],
-                  on_trace: Callable[[], Any] | None = None):
+                  on_trace: Callable[[], Any] | None = None, batch: bool = False):
   """A jitted ``(params, state, frames[T]) -> (state, outputs[T])`` over one chunk.
+
+  ``batch``: ``(params, state[B], frames[B, T]) -> (state[B], outputs[B, T])``,
+  the scan vmapped over B clips (the weights shared).
 
   ``step(model, params, settings, state, frame) -> (state, FrameOutput)`` is
   the model's per-frame core (``Family.step``); the settings need
@@ -164,8 +219,9 @@ def make_chunk_fn(model, settings, step: Callable[..., Any],
       return s, FrameOutput(mask=jnp.zeros((h, w), jnp.uint8), probs=probs)
     return jax.lax.cond(frame.valid, run, skip, state)
 
-  @functools.partial(jax.jit, donate_argnums=(1,))
   def run_chunk(params, state, frames):
     return jax.lax.scan(functools.partial(body, params), state, frames)
 
-  return run_chunk
+  if batch:
+    run_chunk = jax.vmap(run_chunk, in_axes=(None, 0, 0))
+  return jax.jit(run_chunk, donate_argnums=(1,))

@@ -31,8 +31,9 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference.core import (FrameInput, ScanSettings, frame_output, override_objects,
-                                       pad_amounts, padded_size, prepare_frame)
+from memvos_jax.inference.core import (FrameInput, ScanSettings, float32_only, frame_output,
+                                       override_objects, pad_amounts, padded_size,
+                                       prepare_frame)
 from memvos_jax.models.deform_conv import deform_sample
 from memvos_jax.models.layers import resize_bilinear
 from memvos_jax.models.rpm import EMBED_STRIDE, STRIDE, downsample
@@ -51,6 +52,8 @@ class RPMSettings(ScanSettings):
   calibrate: bool = True
 
   def __post_init__(self):
+    super().__post_init__()
+    float32_only(self, 'RPM-Net')
     if self.propagate not in PROPAGATE:
       raise ValueError(f'inference.propagate={self.propagate!r} (known: {", ".join(PROPAGATE)})')
     if self.resolution not in RESOLUTIONS:

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memvos_jax.inference.core import FrameOutput
+from memvos_jax.inference.core import FrameOutput, ScanSettings, float32_only
 from memvos_jax.models.layers import resize_bilinear
 from memvos_jax.models.sam2 import NO_OBJ_SCORE
 from memvos_jax.models.sam2 import memory_bank as mb
@@ -55,11 +55,16 @@ UNKNOWN_LENGTH = 2 ** 30   # a stream: pointer distances normalised as for long 
 
 
 @dataclasses.dataclass(frozen=True)
-class Sam2StepSettings(Sam2Settings):
-  """Static settings of one compiled clip program (the predictor's options plus the driver's)."""
+class Sam2StepSettings(ScanSettings, Sam2Settings):
+  """Static settings of one compiled clip program: the predictor's options plus the
+  shared scan fields (``ScanSettings``; ``stride`` is unused, frames are resized to
+  ``model.image_size``)."""
   capacity: int = 1              # conditioning slots per object
-  return_probs: bool = False
-  out_size: tuple[int, int] | None = None
+  chunk: int = 4                 # frames per compiled scan call
+
+  def __post_init__(self):
+    super().__post_init__()
+    float32_only(self, 'SAM 2')
 
 
 @flax.struct.dataclass

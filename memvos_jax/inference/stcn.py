@@ -42,6 +42,7 @@ class InferenceSettings(ScanSettings):
   eviction: str = 'fifo'
 
   def __post_init__(self):
+    super().__post_init__()
     if self.eviction not in ('fifo', 'lfu'):
       raise ValueError(f"eviction must be 'fifo' or 'lfu', not {self.eviction!r}")
 
@@ -58,7 +59,8 @@ def init_state(settings: InferenceSettings, num_objects: int, size, key_dim: int
                value_dim: int) -> VideoState:
   """Empty memory for a clip of frame size ``size`` = (H, W)."""
   n = positions(size, settings.stride)
-  bank = memory.init(settings.capacity, num_objects, n, key_dim, value_dim)
+  bank = memory.init(settings.capacity, num_objects, n, key_dim, value_dim,
+                     dtype=jnp.dtype(settings.dtype))
   return VideoState(bank=bank, active=jnp.zeros((num_objects,), bool),
                     last_mem=jnp.asarray(-(2 ** 30), jnp.int32))
 
@@ -80,14 +82,14 @@ def frame_step(model, params, settings: InferenceSettings, state: VideoState,
   # (frames before the first annotation, as the official loop never visits them).
   def predict(bank):
     readout, slot_weight = memory.read(bank, query_key, settings.top_k)
-    readout = readout.reshape(k, hk, wk, -1)                          # [K, h, w, Cv]
+    readout = readout.reshape(k, hk, wk, -1).astype(image.dtype)      # [K, h, w, Cv]
     logits = apply(readout, f16_thin[0], f8, f4, method='decode')      # [K, Hp, Wp]
-    probs = aggregate(jax.nn.sigmoid(logits), state.active)            # [K+1, Hp, Wp]
+    probs = aggregate(jax.nn.sigmoid(logits.astype(jnp.float32)), state.active)  # [K+1, Hp, Wp]
     return probs, bank.replace(usage=bank.usage + slot_weight)
 
   def nothing(bank):
     hp, wp = image.shape[:2]
-    empty = jnp.zeros((k, hp, wp), image.dtype)
+    empty = jnp.zeros((k, hp, wp), jnp.float32)
     return aggregate(empty, state.active), bank
 
   probs, bank = jax.lax.cond(jnp.any(state.active), predict, nothing, state.bank)
@@ -100,7 +102,8 @@ def frame_step(model, params, settings: InferenceSettings, state: VideoState,
   write = (has_ann | due) & jnp.any(active)
 
   def memorise(b):
-    values = apply(image, f16[0], probs[1:], method='encode_value')    # [K, h, w, Cv]
+    values = apply(image, f16[0], probs[1:].astype(image.dtype),
+                   method='encode_value')                              # [K, h, w, Cv]
     write_fn = memory.adaptive.write_lfu if settings.eviction == 'lfu' else memory.write
     return write_fn(b, query_key, values.reshape(k, hk * wk, -1), active,
                     frame.index, pin=has_ann)

@@ -54,7 +54,8 @@ def init_state(settings: STMSettings, num_objects: int, size, key_dim: int = 128
   """Empty memory for a clip of frame size ``size`` = (H, W)."""
   n = positions(size, settings.stride)
   new = functools.partial(membank.init, num_objects=num_objects, num_positions=n,
-                          key_dim=key_dim, value_dim=value_dim, per_object_keys=True)
+                          key_dim=key_dim, value_dim=value_dim, per_object_keys=True,
+                          dtype=jnp.dtype(settings.dtype))
   return STMState(bank=new(settings.capacity), temp=new(1),
                   active=jnp.zeros((num_objects,), bool))
 
@@ -65,7 +66,7 @@ def frame_step(model, params, settings: STMSettings, state: STMState, frame: Fra
   k = state.active.shape[0]
   h, w = frame.image.shape[:2]
   pad = pad_amounts((h, w), settings.stride)
-  image = prepare_frame(frame.image, settings.stride, pad_first=True)  # [Hp, Wp, 3]
+  image = prepare_frame(frame.image, settings.stride, settings.dtype, pad_first=True)  # [Hp, Wp, 3]
 
   qk, qv, r3, r2 = apply(image[None], method='encode_query')
   hk, wk, ck = qk.shape[1:]
@@ -74,14 +75,14 @@ def frame_step(model, params, settings: STMSettings, state: STMState, frame: Fra
   # Read memory and decode every object; skipped while no object is active.
   def predict(bank):
     readout, slot_weight = read_dense(bank, query_key, extra=state.temp)
-    readout = readout.reshape(k, hk, wk, -1)                           # [K, h, w, Cv]
+    readout = readout.reshape(k, hk, wk, -1).astype(image.dtype)       # [K, h, w, Cv]
     logits = apply(readout, qv[0], r3, r2, method='decode')            # [K, Hp, Wp, 2]
-    fg = jax.nn.softmax(logits, axis=-1)[..., 1]                       # [K, Hp, Wp]
+    fg = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)[..., 1]   # [K, Hp, Wp]
     return aggregate(fg, state.active), bank.replace(
         usage=bank.usage + slot_weight.astype(bank.usage.dtype))
 
   def nothing(bank):
-    empty = jnp.zeros((k,) + image.shape[:2], image.dtype)
+    empty = jnp.zeros((k,) + image.shape[:2], jnp.float32)
     return aggregate(empty, state.active), bank
 
   probs, bank = jax.lax.cond(jnp.any(state.active), predict, nothing, state.bank)
@@ -101,7 +102,8 @@ def frame_step(model, params, settings: STMSettings, state: STMState, frame: Fra
     bank, _ = carry
     # The official memorises the cropped probabilities, zero-padded again.
     inside = jnp.pad(jnp.ones((h, w), probs.dtype), ((pad[0], pad[1]), (pad[2], pad[3])))
-    keys, values = apply(image, remembered[1:] * inside, method='encode_memory')  # [K, h, w, C*]
+    keys, values = apply(image, (remembered[1:] * inside).astype(image.dtype),
+                         method='encode_memory')                       # [K, h, w, C*]
     keys, values = keys.reshape(k, hk * wk, -1), values.reshape(k, hk * wk, -1)
     bank = membank.write(bank, keys, values, active, frame.index, pin=has_ann, enable=kept)
     temp = state.temp.replace(keys=keys[:, None], values=values[:, None],

@@ -24,17 +24,17 @@ def l2_affinity(mem_keys, query_keys):
   per query and cancels in the softmax, exactly as in the official code.
   """
   ck = mem_keys.shape[-1]
-  a_sq = jnp.sum(mem_keys * mem_keys, axis=-1)                  # [M]
-  ab = jnp.einsum('qc,mc->qm', query_keys, mem_keys,
-                  precision=jax.lax.Precision.HIGHEST)           # [Q, M]
+  a_sq = jnp.sum(jnp.square(mem_keys.astype(jnp.float32)), axis=-1)  # [M]
+  ab = jnp.einsum('qc,mc->qm', query_keys, mem_keys, precision=jax.lax.Precision.HIGHEST,
+                  preferred_element_type=jnp.float32)          # [Q, M] float32
   return (2.0 * ab - a_sq[None, :]) / math.sqrt(ck)
 
 
 def dot_affinity(mem_keys, query_keys):
   """STM affinity k_m.k_q / sqrt(Ck): [M, Ck], [Q, Ck] -> [Q, M]."""
   ck = mem_keys.shape[-1]
-  return jnp.einsum('qc,mc->qm', query_keys, mem_keys,
-                    precision=jax.lax.Precision.HIGHEST) / math.sqrt(ck)
+  return jnp.einsum('qc,mc->qm', query_keys, mem_keys, precision=jax.lax.Precision.HIGHEST,
+                    preferred_element_type=jnp.float32) / math.sqrt(ck)
 
 
 def _weights(aff, pos_mask, top_k):

@@ -32,8 +32,7 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
-from memvos_jax import cli_report
-from memvos_jax.errors import InputError
+from memvos_jax.errors import USAGE_EXIT, InputError
 
 _PER_PROCESS = ('training.process_id',)   # the keys that may differ between processes
 _MARGIN_S = 10       # jax's own deadline, after the watchdog's
@@ -67,7 +66,7 @@ def _timeout_message(t) -> str:
 def _give_up(message: str):
   sys.stderr.write(f'error: {message}\n')
   sys.stderr.flush()
-  os._exit(cli_report.USAGE_EXIT)   # the main thread is blocked inside jax's connect
+  os._exit(USAGE_EXIT)   # the main thread is blocked inside jax's connect
 
 
 def initialize(t):

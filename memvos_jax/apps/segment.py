@@ -33,7 +33,8 @@ import numpy as np
 import tqdm
 from PIL import Image
 
-from memvos_jax import api, cli_report, outputs, visualize
+from memvos_jax import api, outputs
+from memvos_jax.apps import cli_report, visualize
 from memvos_jax.data import mask_levels, video_file, video_folder
 from memvos_jax.errors import CheckpointError, InputError
 

@@ -13,15 +13,17 @@ import time
 import traceback
 
 import numpy as np
+from PIL import Image
 import tqdm
 
 from memvos_jax import metrics
 from memvos_jax import outputs
 from memvos_jax.families.loading import build_model, load_variables
 from memvos_jax.inference.clip import ClipSegmenter
+from memvos_jax.inference.core import bf16_kernels
 from memvos_jax.data import video_folder
 from memvos_jax.errors import CheckpointError, InputError
-from memvos_jax.evaluate import format_table
+from memvos_jax.apps.evaluate import format_table
 from memvos_jax.metrics import summary
 
 
@@ -40,6 +42,8 @@ def run(config, workdir: str) -> int:
   try:
     outputs.check_writable(workdir)
     names = video_folder.clip_names(config.data.root, clips_arg)
+    if config.inference.get('dtype') == 'bfloat16':
+      bf16_kernels()          # before the weights are loaded (JAX's backend starts then)
     model = build_model(config)
     variables = load_variables(config, model)
   except (InputError, CheckpointError) as e:
@@ -49,29 +53,33 @@ def run(config, workdir: str) -> int:
   seg = ClipSegmenter(model, variables, **inf.to_dict())
   failed, results, scored, unscored = [], [], [], []
   t0 = time.perf_counter()
+  found = []
   for name in names:
     try:
-      clip = video_folder.find_clip(config.data.root, name)
+      found.append(video_folder.find_clip(config.data.root, name))
     except InputError as e:
       failed.append(_fail(workdir, name, e))
-      continue
-    dense = len(clip.annotation_paths) == len(clip.frame_paths) >= 3
-    preds = {}
-    keep = (lambda i, ids, probs: preds.__setitem__(i, ids)) if dense else None
-    with tqdm.tqdm(total=len(clip.frame_paths), desc=clip.name, unit='frame',
+  for batch in _batches(found, seg.batch_clips):
+    dense = [len(c.annotation_paths) == len(c.frame_paths) >= 3 for c in batch]
+    preds = [{} for _ in batch]
+    keeps = [(lambda i, ids, probs, p=p: p.__setitem__(i, ids)) if d else None
+             for p, d in zip(preds, dense)]
+    desc = batch[0].name if len(batch) == 1 else f'{batch[0].name} +{len(batch) - 1}'
+    with tqdm.tqdm(total=sum(len(c.frame_paths) for c in batch), desc=desc, unit='frame',
                    file=sys.stderr) as bar:
       try:
-        results.append(seg.segment(clip, workdir, progress=bar, on_frame=keep))
-      except Exception as e:  # bad input, or a bug: this clip fails, the run goes on
-        failed.append(_fail(workdir, name, e))
+        results.extend(seg.segment_batch(batch, workdir, progress=bar, on_frames=keeps))
+      except Exception as e:  # bad input, or a bug: these clips fail, the run goes on
+        failed.extend(_fail(workdir, c.name, e) for c in batch)
         continue
-    if dense:
-      try:
-        scored.extend(_score_clip(clip, preds))
-      except ValueError as e:  # e.g. an object absent from the first frame
-        print(f'{clip.name}: not scored ({e})', file=sys.stderr)
-    else:
-      unscored.append(clip.name)
+    for clip, d, p in zip(batch, dense, preds):
+      if d:
+        try:
+          scored.extend(_score_clip(clip, p))
+        except ValueError as e:  # e.g. an object absent from the first frame
+          print(f'{clip.name}: not scored ({e})', file=sys.stderr)
+      else:
+        unscored.append(clip.name)
   total = time.perf_counter() - t0
   frames = sum(r.frames for r in results)
   steady_f = sum(r.steady_frames for r in results)
@@ -93,6 +101,24 @@ def run(config, workdir: str) -> int:
           f'{workdir}/<clip>.FAILED): {", ".join(failed)}', file=sys.stderr)
     return 1
   return 0
+
+
+def _batches(clips, n: int):
+  """Consecutive clips whose first frames have one size, ``n`` (or fewer) at a time."""
+  batch, size = [], None
+  for clip in clips:
+    try:
+      with Image.open(clip.frame_paths[0]) as im:   # the header only
+        this = im.size
+    except (OSError, ValueError):   # unreadable: alone in its batch, segment_batch says why
+      this = clip.name
+    if batch and (len(batch) == max(n, 1) or this != size):
+      yield batch
+      batch = []
+    batch.append(clip)
+    size = this
+  if batch:
+    yield batch
 
 
 def _fail(workdir: str, name: str, e: Exception) -> str:

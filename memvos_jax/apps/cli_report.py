@@ -14,7 +14,7 @@ import re
 import sys
 import warnings
 
-USAGE_EXIT = 2
+from memvos_jax.errors import USAGE_EXIT
 
 
 def _innermost_text(e: BaseException) -> str:

@@ -1,0 +1,65 @@
+"""The bfloat16 inference mode (``inference.dtype='bfloat16'``).
+
+Convolutions and matmuls run in bfloat16 and the memory is stored in it;
+affinities, softmax / top-k and the returned probabilities stay float32.
+Its accuracy cost is measured on real video (benchmarks/README.md: the
+default model's held-out J&F, float32 vs bf16); here: the mode really runs
+in bf16, agrees with float32 on a trained model, and refuses where it is
+not implemented.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import memvos_jax
+from conftest import need_shared
+from helpers import random_clip, tiny_stcn
+from memvos_jax import families
+from memvos_jax.data import video_folder
+from memvos_jax.inference import core, stcn
+from memvos_jax.inference.clip import ClipSegmenter
+
+
+def test_unknown_dtype_and_float32_only_models_are_refused():
+  with pytest.raises(ValueError, match="inference.dtype='float16'"):
+    stcn.InferenceSettings(dtype='float16')
+  for name in ('rpm', 'sam2'):
+    with pytest.raises(ValueError, match='float32 only'):
+      families.get(name).make_settings(dtype='bfloat16')
+
+
+def test_bf16_program_computes_in_bf16_and_returns_float32():
+  model, variables = tiny_stcn((32, 48), 2)
+  images, annotation, given = random_clip(3, (32, 48), 2)
+  masks = {0: annotation[0]}
+  seg = ClipSegmenter(model, variables, chunk=4, return_probs=True, dtype='bfloat16')
+  cast = seg.variables_for('bfloat16')
+  kernels = [a for a in jax.tree.leaves(cast) if a.ndim == 4]
+  assert kernels and all(a.dtype == jnp.bfloat16 for a in kernels)
+  assert seg.variables_for('float32') is variables
+  settings = seg.settings(2)
+  state = families.get('stcn').init_state(model, settings, 2, (32, 48))
+  assert state.bank.keys.dtype == jnp.bfloat16 and state.bank.values.dtype == jnp.bfloat16
+  got = {}
+  seg.run([(0, images)], masks, 3, (32, 48), lambda i, ids, p: got.__setitem__(i, (ids, p)))
+  assert got[1][1].dtype == np.float32
+  np.testing.assert_allclose(got[1][1].sum(axis=0), 1.0, atol=1e-5)
+  np.testing.assert_array_equal(got[0][0], annotation[0])   # the given frame is exact
+
+
+@pytest.mark.slow
+def test_bf16_agrees_with_float32_on_the_trained_default_model():
+  """The shipped (trained) model on a real clip: masks nearly identical."""
+  root = need_shared('data', 'davis2016_train')
+  clip = video_folder.find_clip(str(root), 'boat')       # held out from training
+  ann = video_folder.read_annotations(clip)
+  n = 6
+  frames = np.stack([video_folder.read_frame(p) for p in clip.frame_paths[:n]])
+  out = {}
+  for dtype in ('float32', 'bfloat16'):
+    seg = memvos_jax.load(quiet=True, dtype=dtype, chunk=3)
+    out[dtype] = seg.segment(frames, {0: ann.masks[0]})
+  agree = [float(np.mean(a == b)) for a, b in zip(out['float32'], out['bfloat16'])]
+  assert min(agree) >= 0.995, agree
