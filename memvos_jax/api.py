@@ -48,7 +48,7 @@ class Segmenter:
 
     Clips of the same frame size run together through one vmapped scan (their
     lengths and object counts may differ); the result equals ``segment`` on
-    each clip.
+    each clip up to float rounding (XLA may pick other kernels for a batch).
     """
     checked = []
     for c, (frames, masks) in enumerate(clips):

@@ -13,6 +13,7 @@ import numpy as np
 
 from memvos_jax.convert.common import _rename, flax_module_path, torch_to_flax
 from memvos_jax.errors import CheckpointError
+from memvos_jax.models.sam2 import SAM2
 
 # Official module paths that the Flax modules spell flat.
 RENAMES = [('image_encoder.trunk.patch_embed.proj', 'image_encoder.trunk.patch_embed_proj'),
@@ -40,7 +41,6 @@ def target_shapes(model, image_size: int | None = None):
 def convert(state: dict, model=None, source: str = 'checkpoint') -> dict:
   """Official SAM 2 state_dict -> Flax variables {'params': ...} for ``model`` (default Hiera-T)."""
   if model is None:
-    from memvos_jax.models.sam2 import SAM2
     model = SAM2()
   state = unwrap(dict(state), source)
   # A small image size gives the same parameter shapes and a cheap eval_shape.

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from memvos_jax.errors import InputError
-from memvos_jax.metrics import summary
+from memvos_jax.metrics.summary import GLOBAL_COLUMNS, global_row, object_row
 from memvos_jax.metrics.boundary import DEFAULT_BOUND_TH, boundary_f
 from memvos_jax.metrics.region import region_similarity
 
@@ -86,7 +86,7 @@ def score_frames(gt_labels: np.ndarray, pred_labels: np.ndarray, n: int, fixed_d
   f = boundary_f(gt_labels, pred_labels, n, bound_th)
   out = {}
   for k in range(1, n + 1):
-    row = summary.object_row(str(k), j[k - 1], f[k - 1], fixed_decay)
+    row = object_row(str(k), j[k - 1], f[k - 1], fixed_decay)
     del row['Sequence']
     out[k] = {'J': j[k - 1], 'F': f[k - 1], **row}
   return out
@@ -183,5 +183,5 @@ def evaluate_davis(davis_path: str, results_path: str, set_name: str = 'val',
     pred = load_results(results_path, seq, frame_ids[1:-1], gt.shape[1:], n)
     scores = score_frames(gt[1:-1], pred, n, fixed_decay)
     for k, s in scores.items():
-      rows.append({'Sequence': f'{seq}_{k}', **{c: s[c] for c in summary.GLOBAL_COLUMNS[1:]}})
-  return summary.global_row(rows), rows
+      rows.append({'Sequence': f'{seq}_{k}', **{c: s[c] for c in GLOBAL_COLUMNS[1:]}})
+  return global_row(rows), rows
