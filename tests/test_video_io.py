@@ -1,4 +1,4 @@
-"""Video file decoding (VideoReader) and result pictures (memvos_jax.visualize)."""
+"""Video file decoding (VideoReader) and result pictures (memvos_jax.apps.visualize)."""
 
 import numpy as np
 import pytest

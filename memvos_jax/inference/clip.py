@@ -101,32 +101,32 @@ class ClipSegmenter:
     batch's timing is in the first result (the others: 0 s, 0 steady frames)."""
     on_frames = on_frames or [None] * len(clips)
     targets = [os.path.join(out_dir, c.name) if out_dir else None for c in clips]
-    writer = concurrent.futures.ThreadPoolExecutor(2)
     pending = []
-    try:
-      with contextlib.ExitStack() as stack:
-        folders = [stack.enter_context(outputs.staged(t)) if t else None for t in targets]
-        jobs, sizes = [], set()
-        for clip, folder, on_frame in zip(clips, folders, on_frames):
-          ann = video_folder.read_annotations(clip)
-          sizes.add(tuple(ann.size))
-          if len(sizes) > 1:
-            raise InputError(clip.frame_paths[0], f'a batch needs one frame size: {ann.size} '
-                             f'here, {sorted(sizes - {tuple(ann.size)})[0]} before')
-          jobs.append(self._folder_job(clip, ann, folder, on_frame, writer, pending))
-        size = sizes.pop()
-        proc = video_folder.processing_size(size, self.size)
-        out_size = size if proc != size else None
-        if len(jobs) == 1:
-          j = jobs[0]
-          stats = self.run(j.chunks, j.masks, j.num_frames, proc, j.on_frame, progress,
-                           where=j.where, out_size=out_size)
-        else:
-          stats = self.run_batch(jobs, proc, out_size, progress)
-        for f in pending:
-          f.result()
-    finally:
-      writer.shutdown(wait=True, cancel_futures=True)
+    with contextlib.ExitStack() as stack:
+      folders = [stack.enter_context(outputs.staged(t)) if t else None for t in targets]
+      writer = concurrent.futures.ThreadPoolExecutor(2)
+      # Exits run last-in first-out: the PNG writers stop before a failed clip's
+      # staging folder is removed (a write in flight would otherwise outlive it).
+      stack.callback(writer.shutdown, wait=True, cancel_futures=True)
+      jobs, sizes = [], set()
+      for clip, folder, on_frame in zip(clips, folders, on_frames):
+        ann = video_folder.read_annotations(clip)
+        sizes.add(tuple(ann.size))
+        if len(sizes) > 1:
+          raise InputError(clip.frame_paths[0], f'a batch needs one frame size: {ann.size} '
+                           f'here, {sorted(sizes - {tuple(ann.size)})[0]} before')
+        jobs.append(self._folder_job(clip, ann, folder, on_frame, writer, pending))
+      size = sizes.pop()
+      proc = video_folder.processing_size(size, self.size)
+      out_size = size if proc != size else None
+      if len(jobs) == 1:
+        j = jobs[0]
+        stats = self.run(j.chunks, j.masks, j.num_frames, proc, j.on_frame, progress,
+                         where=j.where, out_size=out_size)
+      else:
+        stats = self.run_batch(jobs, proc, out_size, progress)
+      for f in pending:
+        f.result()
     none = (0.0, 0, 0.0)
     return [ClipResult(c.name, len(c.frame_paths), *(stats if i == 0 else none), t)
             for i, (c, t) in enumerate(zip(clips, targets))]
