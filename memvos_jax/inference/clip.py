@@ -119,12 +119,7 @@ class ClipSegmenter:
       size = sizes.pop()
       proc = video_folder.processing_size(size, self.size)
       out_size = size if proc != size else None
-      if len(jobs) == 1:
-        j = jobs[0]
-        stats = self.run(j.chunks, j.masks, j.num_frames, proc, j.on_frame, progress,
-                         where=j.where, out_size=out_size)
-      else:
-        stats = self.run_batch(jobs, proc, out_size, progress)
+      stats = self.run_batch(jobs, proc, out_size, progress)
       for f in pending:
         f.result()
     none = (0.0, 0, 0.0)
@@ -170,11 +165,7 @@ class ClipSegmenter:
       proc = video_folder.processing_size(size, self.size)
       out_size = size if proc != size else None
       jobs = [self._array_job(*clips[c], proc, outs[c]) for c in members]
-      if len(jobs) == 1:
-        j = jobs[0]
-        self.run(j.chunks, j.masks, j.num_frames, proc, j.on_frame, out_size=out_size)
-      else:
-        self.run_batch(jobs, proc, out_size)
+      self.run_batch(jobs, proc, out_size)
     return outs
 
   def _array_job(self, frames, masks, proc, out) -> 'BatchJob':
@@ -232,62 +223,50 @@ class ClipSegmenter:
     truth) are never fed to the network. Returns (steady seconds, steady
     frames, first-chunk seconds); the first chunk includes compilation.
     """
-    slots = self._slots(masks, where)
-    settings = self.settings(self._capacity(slots, num_frames), out_size)
-    fn = self.chunk_fn(settings)
-    variables = self.variables_for(settings.dtype)
-    state = self.family.init_state(self.model, settings, slots.max_objects, size)
-    t_first = t_start = None
-    first_n = 0
-    for start, frames in chunks:
-      n = len(frames)
-      xs = self._chunk_input(start, frames, masks, slots, num_frames, size)
-      tic = time.perf_counter()
-      state, out = fn(variables, state, xs)
-      out_masks = np.asarray(out.mask[:n])
-      probs = np.asarray(out.probs[:n]) if self.return_probs else None
-      if t_first is None:
-        t_first, t_start, first_n = time.perf_counter() - tic, time.perf_counter(), n
-      for i in range(n):
-        on_frame(start + i, slots.to_ids(out_masks[i]), None if probs is None else probs[i])
-      if progress is not None:
-        progress.update(n)
-    steady = time.perf_counter() - t_start if t_start else 0.0
-    return steady, num_frames - first_n, t_first or 0.0
+    return self.run_batch([BatchJob(chunks, masks, num_frames, on_frame, where)], size,
+                          out_size, progress)
 
   def run_batch(self, jobs: list['BatchJob'], size, out_size=None, progress=None):
-    """Several clips of one frame ``size`` through one vmapped scan.
+    """Clips of one frame ``size`` through one scan; returns ``run``'s timing stats.
 
-    Every clip gets the batch's largest object count and memory capacity
-    (slots a clip does not use are never given, so never active); a clip that
-    ends early is fed padding frames (``valid`` False: its state is kept).
-    Equal to running the clips one by one, up to float rounding of the batched
-    programs.
+    One job runs the plain scan. Several run one vmapped scan: every clip gets
+    the batch's largest object count and memory capacity (slots a clip does
+    not use are never given, so never active), and a clip that ends early is
+    fed padding frames (``valid`` False: its state is kept). Equal to running
+    the clips one by one, up to float rounding of the batched programs.
     """
+    batch = len(jobs) > 1
     slots = [self._slots(j.masks, j.where) for j in jobs]
     k = max(s.max_objects for s in slots)
-    slots = [self._slots(j.masks, j.where, k) for j in jobs]
+    if batch:
+      slots = [self._slots(j.masks, j.where, k) for j in jobs]
     capacity = max(self._capacity(s, j.num_frames) for s, j in zip(slots, jobs))
     settings = self.settings(capacity, out_size)
-    fn = self.chunk_fn(settings, batch=True)
+    fn = self.chunk_fn(settings, batch=batch)
     variables = self.variables_for(settings.dtype)
-    one = self.family.init_state(self.model, settings, k, size)
-    state = jax.tree.map(lambda a: jnp.stack([a] * len(jobs)), one)
+    state = self.family.init_state(self.model, settings, k, size)
+    if batch:
+      state = jax.tree.map(lambda a: jnp.stack([a] * len(jobs)), state)
     chunks = [iter(j.chunks) for j in jobs]
     t_first = t_start = None
     first_n = 0
-    for start in range(0, max(j.num_frames for j in jobs), self.chunk):
-      got = [next(c, (start, None)) for c in chunks]
+    while True:
+      got = [next(c, None) for c in chunks]      # (start, frames), None: that clip ended
+      if all(g is None for g in got):
+        break
+      got = [g or (0, None) for g in got]
       xs = [self._chunk_input(start, f, j.masks, s, j.num_frames, size)
-            for (_, f), j, s in zip(got, jobs, slots)]
+            for (start, f), j, s in zip(got, jobs, slots)]
+      xs = jax.tree.map(lambda *a: np.stack(a), *xs) if batch else xs[0]
       tic = time.perf_counter()
-      state, out = fn(variables, state, jax.tree.map(lambda *a: np.stack(a), *xs))
-      out_masks = np.asarray(out.mask)
-      probs = np.asarray(out.probs) if self.return_probs else None
+      state, out = fn(variables, state, xs)
+      out_masks = np.asarray(out.mask).reshape((len(jobs), self.chunk) + out.mask.shape[-2:])
+      probs = (np.asarray(out.probs).reshape((len(jobs), self.chunk) + out.probs.shape[-3:])
+               if self.return_probs else None)
       n = sum(0 if f is None else len(f) for _, f in got)
       if t_first is None:
         t_first, t_start, first_n = time.perf_counter() - tic, time.perf_counter(), n
-      for b, ((_, frames), j, s) in enumerate(zip(got, jobs, slots)):
+      for b, ((start, frames), j, s) in enumerate(zip(got, jobs, slots)):
         for i in range(0 if frames is None else len(frames)):
           j.on_frame(start + i, s.to_ids(out_masks[b, i]),
                      None if probs is None else probs[b, i])
