@@ -128,9 +128,9 @@ def positions(size, stride=16) -> int:
   return (hp // stride) * (wp // stride)
 
 
-def normalize(images, dtype=jnp.float32, compute_dtype=jnp.float32):
-  """uint8 [..., 3] -> ImageNet-normalised ``dtype`` (computed in ``compute_dtype``)."""
-  x = images.astype(compute_dtype) / 255.0
+def normalize(images, dtype=jnp.float32):
+  """uint8 [..., 3] -> ImageNet-normalised ``dtype`` (computed in float32)."""
+  x = images.astype(jnp.float32) / 255.0
   return ((x - IMAGENET_MEAN) / IMAGENET_STD).astype(dtype)
 
 
