@@ -89,10 +89,8 @@ class AFBURR(nn.Module):
 
   def decode(self, readout, query_value, r3, r2, r1):
     """readout [O, h, w, Cv], query value [h, w, Cv], skips [1, ...] -> fg probability [O, H, W]."""
-    o = readout.shape[0]
-    match = jnp.concatenate(
-        [readout, jnp.broadcast_to(query_value, (o,) + query_value.shape)], axis=-1)
-    return self.decoder(match, r3, r2, r1)
+    # readout ++ query value as channel blocks (layers.Conv): the query's half once, not O times.
+    return self.decoder((readout, query_value[None]), r3, r2, r1)
 
   def __call__(self, image, masks):
     """Initialisation path touching every parameter: image [1,H,W,3], masks [O,H,W]."""

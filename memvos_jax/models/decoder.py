@@ -17,7 +17,8 @@ class Decoder(nn.Module):
 
   @nn.compact
   def __call__(self, f16, f8, f4):
-    # f16 [K, h, w, C16]; f8 [1|K, 2h, 2w, C8]; f4 [1|K, 4h, 4w, C4]
+    # f16 [K, h, w, C16] (or channel blocks, see layers.Conv); f8 [1|K, 2h, 2w, C8];
+    # f4 [1|K, 4h, 4w, C4]
     x = ResBlock(self.compress_dim, name='compress')(f16)
     x = UpsampleBlock(self.compress_dim, self.mid_dims[0], name='up_16_8')(f8, x)
     x = UpsampleBlock(self.mid_dims[0], self.mid_dims[1], name='up_8_4')(f4, x)

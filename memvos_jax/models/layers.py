@@ -5,20 +5,65 @@ weights give the same numbers: explicit symmetric padding, bias where torch has
 one, bilinear resizing with ``align_corners=False`` semantics, and CBAM.
 """
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+
+
+class Conv(nn.Module):
+  """torch ``nn.Conv2d``: square kernel, symmetric zero padding (the params of ``nn.Conv``).
+
+  The input may be a tuple of channel blocks (one input, concatenated in
+  order) whose batch axes differ, e.g. ([K, H, W, C1] per-object features,
+  [1, H, W, C2] features every object shares): each block is convolved with
+  its slice of the kernel and the results are summed, so a shared block is
+  convolved once rather than K times (the official code repeats it K times).
+  In bfloat16 the blocks are concatenated instead (see below).
+  """
+  features: int
+  kernel: int
+  stride: int = 1
+  padding: int | None = None
+  use_bias: bool = True
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x):   # [B, H, W, Cin] or a tuple of [B|1, H, W, Ci] -> [B, H', W', features]
+    parts = x if isinstance(x, tuple) else (x,)
+    k = self.kernel
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (k, k, sum(p.shape[-1] for p in parts), self.features), jnp.float32)
+    bias = (self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
+            if self.use_bias else None)
+    dtype = self.dtype or jnp.result_type(*parts, kernel, *([bias] if self.use_bias else []))
+    pad = k // 2 if self.padding is None else self.padding
+    if len(parts) > 1 and dtype == jnp.bfloat16:
+      # bfloat16 convolutions go to oneDNN, which XLA:CPU leaves for a ~200x slower
+      # path when two convolutions are summed (measured 4 s vs 19 ms): one input.
+      batch = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
+      parts = (jnp.concatenate([jnp.broadcast_to(p, batch + p.shape[-1:]) for p in parts], -1),)
+    y, lo = None, 0
+    for p in parts:
+      c = p.shape[-1]
+      t = lax.conv_general_dilated(
+          p.astype(dtype), kernel[:, :, lo:lo + c].astype(dtype), (self.stride,) * 2,
+          ((pad, pad), (pad, pad)), dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+      y, lo = (t if y is None else y + t), lo + c
+    return y if bias is None else y + bias.astype(dtype)
 
 
 def conv(features: int, kernel: int, stride: int = 1, padding: int | None = None,
-         bias: bool = True, name: str | None = None, dtype=None) -> nn.Conv:
+         bias: bool = True, name: str | None = None, dtype=None) -> Conv:
   """A torch ``nn.Conv2d`` look-alike: square kernel, symmetric zero padding."""
-  pad = kernel // 2 if padding is None else padding
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                 padding=((pad, pad), (pad, pad)), use_bias=bias, name=name,
-                 dtype=dtype)
+  return Conv(features, kernel, stride, padding, bias, dtype, name=name)
+
+
+def relu(x):
+  """ReLU of an array or of each channel block of a tuple (see ``Conv``)."""
+  return tuple(map(nn.relu, x)) if isinstance(x, tuple) else nn.relu(x)
 
 
 def _interp_matrix(n_in: int, n_out: int, scale: float | None) -> np.ndarray:
@@ -69,16 +114,22 @@ class KeyValue(nn.Module):
 
 
 class ResBlock(nn.Module):
-  """Pre-activation residual block of STM/STCN: relu-conv-relu-conv (+3x3 projection)."""
+  """Pre-activation residual block of STM/STCN: relu-conv-relu-conv (+3x3 projection).
+
+  The input may be a tuple of channel blocks (see ``Conv``).
+  """
   out_dim: int
   dtype: jnp.dtype | None = None
 
   @nn.compact
-  def __call__(self, x):  # [B, H, W, Cin] -> [B, H, W, out_dim]
-    r = conv(self.out_dim, 3, name='conv1', dtype=self.dtype)(nn.relu(x))
+  def __call__(self, x):  # [B, H, W, Cin] (or channel blocks) -> [B, H, W, out_dim]
+    r = conv(self.out_dim, 3, name='conv1', dtype=self.dtype)(relu(x))
     r = conv(self.out_dim, 3, name='conv2', dtype=self.dtype)(nn.relu(r))
-    if x.shape[-1] != self.out_dim:
+    cin = sum(p.shape[-1] for p in x) if isinstance(x, tuple) else x.shape[-1]
+    if cin != self.out_dim:
       x = conv(self.out_dim, 3, name='downsample', dtype=self.dtype)(x)
+    elif isinstance(x, tuple):   # identity shortcut: the blocks concatenated
+      x = jnp.concatenate([jnp.broadcast_to(p, r.shape[:-1] + p.shape[-1:]) for p in x], -1)
     return x + r
 
 
@@ -119,9 +170,8 @@ class FeatureFusionBlock(nn.Module):
   out_dim: int
 
   @nn.compact
-  def __call__(self, x, f16):  # [B, h, w, Cx], [B, h, w, Cf] -> [B, h, w, out_dim]
-    x = jnp.concatenate([x, f16], axis=-1)
-    x = ResBlock(self.out_dim, name='block1')(x)
+  def __call__(self, x, f16):  # [B, h, w, Cx], [B|1, h, w, Cf] -> [B, h, w, out_dim]
+    x = ResBlock(self.out_dim, name='block1')((x, f16))   # concat, f16 convolved once
     r = CBAM(name='attention')(x)
     return ResBlock(self.out_dim, name='block2')(x + r)
 

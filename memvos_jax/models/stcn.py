@@ -44,8 +44,7 @@ class ValueEncoder(nn.Module):
         jnp.broadcast_to(image, (k,) + image.shape),
         masks[..., None], others[..., None]], axis=-1)              # [K, H, W, 5]
     x, _, _ = ResNet(self.backbone, conv_bias=True, name='backbone')(x)
-    kf = jnp.broadcast_to(key_f16, (k,) + key_f16.shape)
-    return FeatureFusionBlock(self.value_dim, name='fuser')(x, kf)  # [K, h, w, Cv]
+    return FeatureFusionBlock(self.value_dim, name='fuser')(x, key_f16[None])  # [K, h, w, Cv]
 
 
 class STCN(nn.Module):
@@ -74,10 +73,8 @@ class STCN(nn.Module):
 
   def decode(self, readout, f16_thin, f8, f4):
     """readout [K, h, w, Cv], query f16_thin [h, w, Cv], f8/f4 [1, ...] -> logits [K, H, W]."""
-    k = readout.shape[0]
-    x = jnp.concatenate(
-        [readout, jnp.broadcast_to(f16_thin, (k,) + f16_thin.shape)], axis=-1)
-    return self.decoder(x, f8, f4)
+    # readout ++ f16_thin as channel blocks: the query's half is convolved once, not K times.
+    return self.decoder((readout, f16_thin[None]), f8, f4)
 
   def __call__(self, image, masks):
     """Initialisation path touching every parameter: image [1,H,W,3], masks [K,H,W]."""

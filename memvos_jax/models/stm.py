@@ -78,10 +78,8 @@ class STM(nn.Module):
 
   def decode(self, readout, query_value, r3, r2):
     """readout [K, h, w, Cv], query value [h, w, Cv], r3/r2 [1, ...] -> logits [K, H, W, 2]."""
-    k = readout.shape[0]
-    x = jnp.concatenate(
-        [readout, jnp.broadcast_to(query_value, (k,) + query_value.shape)], axis=-1)
-    return self.decoder(x, r3, r2)
+    # readout ++ query value as channel blocks (layers.Conv): the query's half once, not K times.
+    return self.decoder((readout, query_value[None]), r3, r2)
 
   def __call__(self, image, masks):
     """Initialisation path touching every parameter: image [1,H,W,3], masks [K,H,W]."""

@@ -59,7 +59,7 @@ class URRDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, match, r3, r2, r1):
-    # match [O, h, w, 1024]; r3 [1, 2h, 2w, 512]; r2 [1, 4h, 4w, 256]; r1 [1, 8h, 8w, 64]
+    # match [O, h, w, 1024] (or channel blocks, see layers.Conv); r3 [1, 2h, 2w, 512]; r2 [1, 4h, 4w, 256]; r1 [1, 8h, 8w, 64]
     p = ResBlock(self.global_dim, name='ResMM')(conv(self.global_dim, 3, name='convFM')(match))
     p = Refine(self.global_dim, name='RF3')(r3, p)                   # 1/8
     p = Refine(self.global_dim, name='RF2')(r2, p)                   # 1/4
@@ -75,8 +75,7 @@ class URRDecoder(nn.Module):
     local = nn.avg_pool(r1 * rough, count_include_pad=True, **pool)
     local = local / (nn.avg_pool(rough, count_include_pad=True, **pool) + 1e-8)
     conf = nn.max_pool(rough, **pool)                                # [O, H2, W2, 1]
-    o = rough.shape[0]
-    x = jnp.concatenate([jnp.broadcast_to(r1, (o,) + r1.shape[1:]), local], axis=-1)
+    x = (r1, local)        # r1 ++ local as channel blocks: r1 [1, ...] convolved once
     q = ResBlock(self.local_dim, name='local_ResMM')(conv(self.local_dim, 3, name='local_convFM')(x))
     q = conf * conv(2, 3, name='local_pred2')(nn.relu(q))
     p = upsample(p + unc * q, 2)                                     # [O, H, W, 2]
