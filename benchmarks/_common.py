@@ -122,6 +122,25 @@ def synthetic_mask(h, w):
   return mask
 
 
+def moving_square_frame(t, h, w, background):
+  """Frame ``t`` of a synthetic video: a red square sliding over ``background`` [H, W, 3]
+  (it moves with t) and a green rectangle that stays; ``moving_square_mask`` is frame 0's."""
+  f = background.copy()
+  x = int((w - 24) * (0.5 + 0.5 * np.sin(t / 15)))
+  f[h // 4:h // 4 + 24, x:x + 24] = (220, 40, 40)
+  f[h // 2:h // 2 + 20, w // 3:w // 3 + 30] = (40, 200, 40)
+  return f
+
+
+def moving_square_mask(h, w):
+  """[H, W] uint8 ids of ``moving_square_frame(0, ...)``: the square 1, the rectangle 2."""
+  m = np.zeros((h, w), np.uint8)
+  x = int((w - 24) * 0.5)
+  m[h // 4:h // 4 + 24, x:x + 24] = 1
+  m[h // 2:h // 2 + 20, w // 3:w // 3 + 30] = 2
+  return m
+
+
 def write_palette_png(path, mask):
   """Writes [H, W] uint8 labels as an indexed palette PNG (DAVIS style)."""
   from PIL import Image

@@ -34,40 +34,19 @@ CHECKPOINTS = {'stcn': 'stcn_random', 'stm': 'stm_random', 'afb_urr': 'afb_urr_r
                'sam2': 'sam2_random'}
 
 
-def frame(t, h, w, bg):
-  f = bg.copy()
-  x = int((w - 24) * (0.5 + 0.5 * np.sin(t / 15)))
-  f[h // 4:h // 4 + 24, x:x + 24] = (220, 40, 40)
-  f[h // 2:h // 2 + 20, w // 3:w // 3 + 30] = (40, 200, 40)
-  return f
-
-
-def first_mask(h, w):
-  m = np.zeros((h, w), np.uint8)
-  x = int((w - 24) * 0.5)
-  m[h // 4:h // 4 + 24, x:x + 24] = 1
-  m[h // 2:h // 2 + 20, w // 3:w // 3 + 30] = 2
-  return m
-
-
 def child(args):
   """One run: load, stream ``args.frames[0]`` frames, print a JSON line."""
   sys.path.insert(0, str(REPO))
-  from memvos_jax import configs
   from memvos_jax.api import Segmenter
   from memvos_jax.families.loading import build_model, load_variables
 
   model, n = args.models[0], args.frames[0]
   h, w = map(int, args.size.split('x'))
-  config = configs.module(model).get_config()
+  config = common.load_config(model)
   if model == 'sam2':
     config.network.image_size = args.sam2_image_size
-  ckpt = None
   if (common.FIXTURES / CHECKPOINTS[model] / 'recipe.json').exists():
-    ckpt = pathlib.Path(args.workdir) / f'{model}.npz'
-    if not ckpt.exists():
-      np.savez(ckpt, **common.fixture_state(CHECKPOINTS[model]))
-  config.checkpoint = str(ckpt) if ckpt else ''
+    config.checkpoint = str(common.fixture_npz(args.workdir, CHECKPOINTS[model], f'{model}.npz'))
   net = build_model(config)
   seg = Segmenter(net, load_variables(config, net), memory_capacity=args.capacity)
   session = seg.session((h, w), max_objects=2)
@@ -75,7 +54,8 @@ def child(args):
   t0 = time.perf_counter()
   rss_after_first = None
   for t in range(n):
-    session.step(frame(t, h, w, bg), first_mask(h, w) if t == 0 else None)
+    session.step(common.moving_square_frame(t, h, w, bg),
+                 common.moving_square_mask(h, w) if t == 0 else None)
     if t == 0:
       rss_after_first = common.peak_rss_gb()
   print('RESULT ' + json.dumps(dict(model=model, frames=n, size=args.size,

@@ -19,7 +19,8 @@ import time
 import numpy as np
 from PIL import Image
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from _common import REPO, moving_square_frame, moving_square_mask
+
 sys.path.insert(0, str(REPO))
 
 from memvos_jax.apps import visualize  # noqa: E402
@@ -31,15 +32,8 @@ def make_video(path, n, h, w):
   bg = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
   with visualize.OverlayVideoWriter(str(path), 25.0) as out:
     for t in range(n):
-      f = bg.copy()
-      x = int((w - 24) * (0.5 + 0.5 * np.sin(t / 15)))
-      f[h // 4:h // 4 + 24, x:x + 24] = (220, 40, 40)
-      f[h // 2:h // 2 + 20, w // 3:w // 3 + 30] = (40, 200, 40)
-      out.write(f)
-  m = np.zeros((h, w), np.uint8)
-  m[h // 4:h // 4 + 24, int((w - 24) * 0.5):int((w - 24) * 0.5) + 24] = 1
-  m[h // 2:h // 2 + 20, w // 3:w // 3 + 30] = 2
-  im = Image.fromarray(m, mode='P')
+      out.write(moving_square_frame(t, h, w, bg))
+  im = Image.fromarray(moving_square_mask(h, w), mode='P')
   im.putpalette(davis_palette())
   return im
 

@@ -35,7 +35,7 @@ class Conv(nn.Module):
     parts = x if isinstance(x, tuple) else (x,)
     k = self.kernel
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (k, k, sum(p.shape[-1] for p in parts), self.features), jnp.float32)
+                        (k, k, channels(x), self.features), jnp.float32)
     bias = (self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
             if self.use_bias else None)
     dtype = self.dtype or jnp.result_type(*parts, kernel, *([bias] if self.use_bias else []))
@@ -43,8 +43,7 @@ class Conv(nn.Module):
     if len(parts) > 1 and dtype == jnp.bfloat16:
       # bfloat16 convolutions go to oneDNN, which XLA:CPU leaves for a ~200x slower
       # path when two convolutions are summed (measured 4 s vs 19 ms): one input.
-      batch = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
-      parts = (jnp.concatenate([jnp.broadcast_to(p, batch + p.shape[-1:]) for p in parts], -1),)
+      parts = (concat(x),)
     y, lo = None, 0
     for p in parts:
       c = p.shape[-1]
@@ -64,6 +63,19 @@ def conv(features: int, kernel: int, stride: int = 1, padding: int | None = None
 def relu(x):
   """ReLU of an array or of each channel block of a tuple (see ``Conv``)."""
   return tuple(map(nn.relu, x)) if isinstance(x, tuple) else nn.relu(x)
+
+
+def channels(x) -> int:
+  """Channels of an array, or of the concatenation of a tuple of channel blocks."""
+  return sum(p.shape[-1] for p in x) if isinstance(x, tuple) else x.shape[-1]
+
+
+def concat(x):
+  """An array, or a tuple of channel blocks concatenated (batch axes broadcast)."""
+  if not isinstance(x, tuple):
+    return x
+  batch = jnp.broadcast_shapes(*(p.shape[:-1] for p in x))
+  return jnp.concatenate([jnp.broadcast_to(p, batch + p.shape[-1:]) for p in x], -1)
 
 
 def _interp_matrix(n_in: int, n_out: int, scale: float | None) -> np.ndarray:
@@ -125,12 +137,9 @@ class ResBlock(nn.Module):
   def __call__(self, x):  # [B, H, W, Cin] (or channel blocks) -> [B, H, W, out_dim]
     r = conv(self.out_dim, 3, name='conv1', dtype=self.dtype)(relu(x))
     r = conv(self.out_dim, 3, name='conv2', dtype=self.dtype)(nn.relu(r))
-    cin = sum(p.shape[-1] for p in x) if isinstance(x, tuple) else x.shape[-1]
-    if cin != self.out_dim:
-      x = conv(self.out_dim, 3, name='downsample', dtype=self.dtype)(x)
-    elif isinstance(x, tuple):   # identity shortcut: the blocks concatenated
-      x = jnp.concatenate([jnp.broadcast_to(p, r.shape[:-1] + p.shape[-1:]) for p in x], -1)
-    return x + r
+    if channels(x) != self.out_dim:
+      return conv(self.out_dim, 3, name='downsample', dtype=self.dtype)(x) + r
+    return concat(x) + r
 
 
 class ChannelGate(nn.Module):

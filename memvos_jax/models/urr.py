@@ -59,7 +59,8 @@ class URRDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, match, r3, r2, r1):
-    # match [O, h, w, 1024] (or channel blocks, see layers.Conv); r3 [1, 2h, 2w, 512]; r2 [1, 4h, 4w, 256]; r1 [1, 8h, 8w, 64]
+    # match [O, h, w, 1024] (or channel blocks, see layers.Conv); r3 [1, 2h, 2w, 512];
+    # r2 [1, 4h, 4w, 256]; r1 [1, 8h, 8w, 64]
     p = ResBlock(self.global_dim, name='ResMM')(conv(self.global_dim, 3, name='convFM')(match))
     p = Refine(self.global_dim, name='RF3')(r3, p)                   # 1/8
     p = Refine(self.global_dim, name='RF2')(r2, p)                   # 1/4
