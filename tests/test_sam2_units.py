@@ -1,6 +1,7 @@
 """SAM 2 pieces without the shared fixtures: masked attention, RoPE, the per-object memory,
 and the predictor workflow on a small random-init model (image size 256)."""
 
+import flax.linen as nn
 import numpy as np
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,7 @@ from helpers import numpy_variables, random_frames
 from memvos_jax.errors import InputError
 from memvos_jax.models.sam2 import SAM2
 from memvos_jax.models.sam2 import memory_bank as mb
-from memvos_jax.models.sam2.common import bilinear_aa_matrix, sdpa, sdpa_blocked
+from memvos_jax.models.sam2.common import DepthwiseConv, bilinear_aa_matrix, sdpa, sdpa_blocked
 from memvos_jax.models.sam2.memory_attention import apply_rope, axial_rope_angles
 from memvos_jax.sam2_predictor import Sam2Predictor, Sam2Settings
 
@@ -24,10 +25,26 @@ def test_masked_attention_equals_dropping_tokens():
   full = sdpa(q, k, v, jnp.asarray(keep), q_chunk=4)
   sub = sdpa(q, k[keep], v[keep])
   np.testing.assert_allclose(full, sub, rtol=1e-5, atol=1e-6)
-  # Blocks of 3 keys (+ a tail of 1); the second block is entirely masked and skipped.
-  keep = np.array([1, 0, 1, 0, 0, 0, 1, 1, 1, 0], bool)
-  blocked = sdpa_blocked(q, k, v, jnp.asarray(keep), 3)
-  np.testing.assert_allclose(blocked, sdpa(q, k[keep], v[keep]), rtol=1e-5, atol=1e-6)
+  # Blocks of 3 keys (memory frames: each wholly present or absent) + a tail of 2 keys
+  # masked one by one (object pointers); absent blocks are skipped. Two heads, and one.
+  k, v = np.concatenate([k, k[:1]]), np.concatenate([v, v[:1]])
+  for keep in ([1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 1], [0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0],
+               [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]):
+    keep = np.array(keep, bool)
+    for h in (slice(None), slice(1)):
+      blocked = sdpa_blocked(q[:, h], k[:, h], v[:, h], jnp.asarray(keep), 3)
+      np.testing.assert_allclose(blocked, sdpa(q[:, h], k[keep][:, h], v[keep][:, h]),
+                                 rtol=1e-5, atol=1e-6)
+
+
+def test_depthwise_conv_equals_the_grouped_convolution():
+  x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 9, 11, 6)), jnp.float32)
+  grouped = nn.Conv(6, (7, 7), padding=((3, 3), (3, 3)), feature_group_count=6,
+                    precision=jax.lax.Precision.HIGHEST)
+  variables = grouped.init(jax.random.key(0), x)
+  variables = jax.tree.map(lambda a: a + 0.1, variables)     # a non-zero bias too
+  np.testing.assert_allclose(DepthwiseConv(7).apply(variables, x), grouped.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
 
 
 def test_rope_is_the_official_complex_rotation():

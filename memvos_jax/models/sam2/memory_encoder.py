@@ -6,7 +6,7 @@ frames or sigmoid, then ``* sigmoid_scale + sigmoid_bias``).
 
 import flax.linen as nn
 
-from memvos_jax.models.sam2.common import PREC, dense, gelu, layer_norm
+from memvos_jax.models.sam2.common import PREC, DepthwiseConv, dense, gelu, layer_norm
 
 
 class MaskDownSampler(nn.Module):
@@ -32,8 +32,7 @@ class CXBlock(nn.Module):
   @nn.compact
   def __call__(self, x):
     dim = x.shape[-1]
-    y = nn.Conv(dim, (7, 7), padding=((3, 3), (3, 3)), feature_group_count=dim, precision=PREC,
-                name='dwconv')(x)
+    y = DepthwiseConv(7, name='dwconv')(x)
     y = layer_norm('norm', 1e-6)(y)
     y = dense(dim, name='pwconv2')(gelu(dense(4 * dim, name='pwconv1')(y)))
     gamma = self.param('gamma', nn.initializers.constant(1e-6), (dim,))
