@@ -22,7 +22,7 @@ from memvos_jax import configs
 from memvos_jax.errors import InputError
 from memvos_jax.families.loading import build_model, load_variables
 from memvos_jax.inference.clip import ClipSegmenter
-from memvos_jax.inference.core import FrameInput, bf16_kernels
+from memvos_jax.inference.core import FrameInput
 from memvos_jax.inference.objects import ObjectSlots
 
 
@@ -39,9 +39,7 @@ class Segmenter:
   def segment(self, frames, masks: dict[int, np.ndarray]) -> np.ndarray:
     """frames [T, H, W, 3] uint8 RGB (or floats in [0, 1]); masks {frame index: [H, W]
     ids} -> [T, H, W] uint8 ids. Bad arrays raise InputError naming them."""
-    frames = array_inputs.to_uint8_rgb(frames)
-    masks = array_inputs.to_masks(masks, len(frames), frames.shape[1:3])
-    return self.clip.segment_arrays(frames, masks)
+    return self.clip.segment_arrays(*_checked_clip(frames, masks))
 
   def segment_batch(self, clips) -> list[np.ndarray]:
     """[(frames [T, H, W, 3], masks {frame: [H, W] ids}), ...] -> [T, H, W] uint8 ids each.
@@ -50,16 +48,19 @@ class Segmenter:
     lengths and object counts may differ); the result equals ``segment`` on
     each clip up to float rounding (XLA may pick other kernels for a batch).
     """
-    checked = []
-    for c, (frames, masks) in enumerate(clips):
-      frames = array_inputs.to_uint8_rgb(frames, f'clip {c} frames')
-      checked.append((frames, array_inputs.to_masks(masks, len(frames), frames.shape[1:3])))
-    return self.clip.segment_arrays_batch(checked)
+    return self.clip.segment_arrays_batch([_checked_clip(frames, masks, f'clip {c} frames')
+                                           for c, (frames, masks) in enumerate(clips)])
 
   def session(self, size, max_objects: int = 4, memory_capacity: int | None = None):
     """A streaming session for frames of ``size`` = (H, W)."""
     return StreamingSession(self, size, max_objects,
                             memory_capacity or self.memory_capacity or 20)
+
+
+def _checked_clip(frames, masks, what: str = 'frames'):
+  """(frames [T, H, W, 3] uint8, masks {frame: [H, W] uint8 ids}) or an InputError naming them."""
+  frames = array_inputs.to_uint8_rgb(frames, what)
+  return frames, array_inputs.to_masks(masks, len(frames), frames.shape[1:3])
 
 
 class StreamingSession:
@@ -144,8 +145,8 @@ def load(model: str = 'default', checkpoint: str = '', variant: str | None = Non
   if unknown:
     raise TypeError(f'unknown {model} settings {sorted(unknown)} (known: {sorted(options)})')
   options.update(settings)
-  if options.get('dtype') == 'bfloat16':
-    bf16_kernels()            # before the weights are loaded (JAX's backend starts then)
+  if 'dtype' in settings:     # load_variables sets up bf16 kernels before JAX starts
+    config.inference.dtype = settings['dtype']
   seg = Segmenter(net, load_variables(config, net), **options)
   seg.weights = config.checkpoint or 'random initialisation (no checkpoint given)'
   if not quiet:

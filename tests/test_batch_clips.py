@@ -85,6 +85,9 @@ def test_eval_py_batch_clips_writes_the_same_masks(tmp_path):
   root = tmp_path / 'data'
   for n, (frames, masks) in enumerate(_clips((32, 48))):
     _folder(root, f'clip{n}', frames, masks[0])
+  # A bad clip (its mask is not frame-sized) batched with clip0 and clip1 (the
+  # frames have their size): it fails alone, the others are written.
+  _folder(root, 'clip0x', random_frames(2, (32, 48), 9), np.ones((16, 24), np.uint8))
   outs = {}
   for b in (1, 3):
     out = tmp_path / f'out{b}'
@@ -94,8 +97,11 @@ def test_eval_py_batch_clips_writes_the_same_masks(tmp_path):
            '--config.network.value_dim=32', '--config.inference.chunk=4',
            f'--config.inference.batch_clips={b}']
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 1, r.stderr[-2000:]
     assert '3 clips, 15 frames' in r.stdout
+    assert '1 clip(s) failed' in r.stderr and 'clip0x' in r.stderr
+    assert 'annotation is 24x16 but frames are 48x32' in (out / 'clip0x.FAILED').read_text()
+    assert not (out / 'clip0x').exists()
     outs[b] = {f'{c}/{p}': Image.open(out / c / p)
                for c in sorted(os.listdir(out)) if (out / c).is_dir()
                for p in sorted(os.listdir(out / c))}

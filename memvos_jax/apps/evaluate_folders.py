@@ -20,7 +20,6 @@ from memvos_jax import metrics
 from memvos_jax import outputs
 from memvos_jax.families.loading import build_model, load_variables
 from memvos_jax.inference.clip import ClipSegmenter
-from memvos_jax.inference.core import bf16_kernels
 from memvos_jax.data import video_folder
 from memvos_jax.errors import CheckpointError, InputError
 from memvos_jax.apps.evaluate import format_table
@@ -42,8 +41,6 @@ def run(config, workdir: str) -> int:
   try:
     outputs.check_writable(workdir)
     names = video_folder.clip_names(config.data.root, clips_arg)
-    if config.inference.get('dtype') == 'bfloat16':
-      bf16_kernels()          # before the weights are loaded (JAX's backend starts then)
     model = build_model(config)
     variables = load_variables(config, model)
   except (InputError, CheckpointError) as e:
@@ -59,7 +56,9 @@ def run(config, workdir: str) -> int:
       found.append(video_folder.find_clip(config.data.root, name))
     except InputError as e:
       failed.append(_fail(workdir, name, e))
-  for batch in _batches(found, seg.batch_clips):
+  todo = list(_batches(found, seg.batch_clips))
+  while todo:
+    batch = todo.pop(0)
     dense = [len(c.annotation_paths) == len(c.frame_paths) >= 3 for c in batch]
     preds = [{} for _ in batch]
     keeps = [(lambda i, ids, probs, p=p: p.__setitem__(i, ids)) if d else None
@@ -70,7 +69,10 @@ def run(config, workdir: str) -> int:
       try:
         results.extend(seg.segment_batch(batch, workdir, progress=bar, on_frames=keeps))
       except Exception as e:  # bad input, or a bug: these clips fail, the run goes on
-        failed.extend(_fail(workdir, c.name, e) for c in batch)
+        if len(batch) > 1:    # run them one by one: a bad clip must not fail the others
+          todo[:0] = [[c] for c in batch]
+        else:
+          failed.append(_fail(workdir, batch[0].name, e))
         continue
     for clip, d, p in zip(batch, dense, preds):
       if d:

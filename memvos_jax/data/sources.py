@@ -32,23 +32,6 @@ def split_names(root, split: str) -> list[str] | None:
   return None
 
 
-def resize_short_side(frames, labels, short_side: int):
-  """frames [T, H, W, 3], labels [T, H, W] -> shorter side ``short_side`` (0: unchanged).
-
-  Frames bilinear (PIL), labels nearest.
-  """
-  h, w = frames.shape[1:3]
-  if not short_side or min(h, w) == short_side:
-    return frames, labels
-  s = short_side / min(h, w)
-  size = (max(1, round(w * s)), max(1, round(h * s)))       # PIL (W, H)
-  frames = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR))
-                     for f in frames])
-  labels = np.stack([np.asarray(Image.fromarray(l).resize(size, Image.NEAREST))
-                     for l in labels])
-  return frames, labels
-
-
 class VideoFolderSource:
   """Clips of a DAVIS (``JPEGImages/480p``) or YouTube-VOS (``JPEGImages``) root.
 
@@ -96,8 +79,8 @@ class VideoFolderSource:
     _, frames, anns = self.clips[i]
     image = video_folder.read_frame(frames[j])
     label = video_folder.fit_annotation(anns[j], _read_ids(anns[j]), image.shape[:2])
-    image, label = resize_short_side(image[None], label[None], self.short_side)
-    out = (image[0], label[0])
+    size = video_folder.processing_size(image.shape[:2], self.short_side)
+    out = (video_folder.resize_frames(image[None], size)[0], video_folder.resize_ids(label, size))
     if self.short_side:
       self._cache[key] = out
     return out

@@ -15,6 +15,7 @@ from memvos_jax import families
 from memvos_jax.checkpoint import is_flax_npz, load_npz, restore_variables
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.errors import InputError
+from memvos_jax.inference import core
 
 
 def build_model(config):
@@ -40,7 +41,13 @@ def convert_file(path: str, model_name: str, model=None) -> dict:
 
 def load_variables(config, model):
   """Variables from ``config.checkpoint``: official .pth/.npz, orbax folder, a Flax
-  ``.npz`` (``checkpoint.save_npz``, the shipped weights), or random."""
+  ``.npz`` (``checkpoint.save_npz``, the shipped weights), or random.
+
+  With ``config.inference.dtype='bfloat16'`` it first sets the XLA flag for
+  bf16 kernels (``core.bf16_kernels``): loading weights starts JAX's backend.
+  """
+  if config.get('inference', {}).get('dtype') == 'bfloat16':
+    core.bf16_kernels()
   family = families.of(model)
   path = config.checkpoint
   if not path:
