@@ -27,7 +27,7 @@ from test_train_step import small_config, training_start
 from memvos_jax.training import state as state_lib, update as update_lib
 
 assert jax.device_count() == 8, jax.devices()
-c = small_config(batch_size=8, crop_size=32, learning_rate=1e-5)
+c = small_config(batch_size=8, crop_size=32, learning_rate=1e-5, init_rng='rbg')
 model, opt, batch, variables = training_start(c)
 p0 = jax.tree.leaves(variables['params'])
 

@@ -80,6 +80,8 @@ def check(config, num_devices: int, num_processes: int = 1):
         f'{t.compute_dtype!r} is not float32 or bfloat16')
   _need(t.param_sharding in ('replicated', 'sharded'), 'training.param_sharding',
         f'{t.param_sharding!r} is not replicated or sharded')
+  _need(t.init_rng in ('threefry', 'rbg'), 'training.init_rng',
+        f'{t.init_rng!r} is not threefry or rbg')
   _need(t.clip_loop in ('auto', 'scan', 'python'), 'training.clip_loop',
         f'{t.clip_loop!r} is not auto, scan or python')
   for key in ('checkpoint_every', 'keep_checkpoints', 'log_every'):

@@ -52,7 +52,10 @@ def init_variables(config, model):
   size = 64
   image = jnp.zeros((1, size, size, 3), jnp.float32)
   masks = jnp.zeros((max(config.training.max_objects, 1), size, size), jnp.float32)
-  return model.init(jax.random.key(config.training.seed), image, masks)
+  t = config.training
+  if t.init_rng == 'rbg':    # one compiled program with XLA's RngBitGenerator
+    return jax.jit(model.init)(jax.random.key(t.seed, impl='rbg'), image, masks)
+  return model.init(jax.random.key(t.seed), image, masks)
 
 
 def create_state(variables, optimizer) -> TrainState:
