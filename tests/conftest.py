@@ -73,3 +73,17 @@ def bike_runs(tmp_path_factory):
   """
   import parity_runs
   return parity_runs.BikeRuns(tmp_path_factory)
+
+
+# The longest files first (minutes each on 2 cores): pytest-xdist's ``--dist loadfile``
+# hands files to the workers in collection order, so these start early and the short
+# files fill in beside them, instead of one long file running alone at the end.
+LONGEST_FIRST = ('test_multiprocess.py', 'test_sam2_parity.py', 'test_default_model.py',
+                 'test_notebook.py', 'test_train_sharding.py', 'test_batch_clips.py',
+                 'test_train_learns.py', 'test_train_resume.py', 'test_afb_urr.py',
+                 'test_sam2_family.py', 'test_stm_parity.py', 'test_eval_cli.py')
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: order kept within
