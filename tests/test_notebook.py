@@ -27,18 +27,18 @@ def test_quickstart_notebook_runs(tmp_path):
 
 
 def test_training_notebook_runs_a_short_training(tmp_path, monkeypatch):
-  """notebooks/train_tiny.ipynb with its ``parameters`` cell set to 20 steps."""
+  """notebooks/train_tiny.ipynb with its ``parameters`` cell set to 5 steps."""
   nb = nbformat.read(REPO / 'notebooks' / 'train_tiny.ipynb', as_version=4)
   params = [c for c in nb.cells if 'parameters' in c.metadata.get('tags', [])]
   assert len(params) == 1
-  params[0].source = 'num_steps = 20'
+  params[0].source = 'num_steps = 5'
   monkeypatch.setenv('TMPDIR', str(tmp_path))       # the notebook's workdir lives here
   NotebookClient(nb, timeout=600, kernel_name='python3',
                  resources={'metadata': {'path': str(REPO / 'notebooks')}}).execute()
   outputs = [o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])]
   assert not [o for o in outputs if o.get('output_type') == 'error']
   text = ''.join(o.get('text', '') for o in outputs)
-  assert 'step 20: held-out J&F' in text and 'steps     1-' in text
+  assert 'step 5: held-out J&F' in text and 'steps     1-' in text
   assert '(8, 128, 128, 3) -> (8, 128, 128)' in text
   assert any('image/png' in o.get('data', {}) for o in outputs)
-  assert (tmp_path / 'memvos_tiny' / 'checkpoints' / '20').is_dir()
+  assert (tmp_path / 'memvos_tiny' / 'checkpoints' / '5').is_dir()
