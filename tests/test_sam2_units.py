@@ -12,7 +12,8 @@ from memvos_jax.errors import InputError
 from memvos_jax.models.sam2 import SAM2
 from memvos_jax.models.sam2 import memory_bank as mb
 from memvos_jax.models.sam2.common import DepthwiseConv, bilinear_aa_matrix, sdpa, sdpa_blocked
-from memvos_jax.models.sam2.memory_attention import apply_rope, axial_rope_angles
+from memvos_jax.models.sam2.memory_attention import (MemoryAttention, apply_rope,
+                                                     axial_rope_angles)
 from memvos_jax.sam2_predictor import Sam2Predictor, Sam2Settings
 
 
@@ -45,6 +46,20 @@ def test_depthwise_conv_equals_the_grouped_convolution():
   variables = jax.tree.map(lambda a: a + 0.1, variables)     # a non-zero bias too
   np.testing.assert_allclose(DepthwiseConv(7).apply(variables, x), grouped.apply(variables, x),
                              rtol=1e-5, atol=1e-5)
+
+
+def test_first_self_attention_computed_once_equals_per_object():
+  """Layer 0's self-attention, shared by the objects of a frame, changes nothing."""
+  rng = np.random.default_rng(0)
+  m = MemoryAttention(32, 2)
+  curr, pos = (jnp.asarray(rng.standard_normal((4, 4, 32)), jnp.float32) for _ in range(2))
+  mem, mpos = (jnp.asarray(rng.standard_normal((2 * 16 + 4, 8)), jnp.float32) for _ in range(2))
+  keep = jnp.asarray(np.r_[np.ones(16), np.zeros(16), np.ones(4)], bool)
+  v = m.init(jax.random.key(0), curr, pos, mem, mpos, 32, keep)
+  first = m.apply(v, curr, pos, method='first_self_attention')
+  assert first.shape == (16, 32)
+  np.testing.assert_allclose(m.apply(v, curr, pos, mem, mpos, 32, keep, first),
+                             m.apply(v, curr, pos, mem, mpos, 32, keep), rtol=1e-6, atol=1e-6)
 
 
 def test_rope_is_the_official_complex_rotation():

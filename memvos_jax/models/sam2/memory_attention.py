@@ -63,30 +63,57 @@ class MemoryAttentionLayer(nn.Module):
   d_model: int = 256
   dim_feedforward: int = 2048
 
-  @nn.compact
-  def __call__(self, tgt, memory, memory_pos, hw, num_k_rope, key_mask):
-    t2 = layer_norm('norm1')(tgt)
-    tgt = tgt + RoPEAttention(self.d_model, name='self_attn')(t2, t2, t2, hw)
-    t2 = layer_norm('norm2')(tgt)
-    tgt = tgt + RoPEAttention(self.d_model, name='cross_attn_image')(
-        t2, memory + memory_pos, memory, hw, num_k_rope, key_mask)
-    t2 = layer_norm('norm3')(tgt)
-    t2 = dense(self.d_model, name='linear2')(
-        jax.nn.relu(dense(self.dim_feedforward, name='linear1')(t2)))
+  def setup(self):
+    self.norm1, self.norm2, self.norm3 = (layer_norm() for _ in range(3))
+    self.self_attn = RoPEAttention(self.d_model)
+    self.cross_attn_image = RoPEAttention(self.d_model)
+    self.linear1 = dense(self.dim_feedforward)
+    self.linear2 = dense(self.d_model)
+
+  def self_attend(self, tgt, hw):
+    """The self-attention half: tgt [N, C] -> [N, C] (no memory involved)."""
+    t2 = self.norm1(tgt)
+    return tgt + self.self_attn(t2, t2, t2, hw)
+
+  def cross_attend(self, tgt, memory, memory_pos, hw, num_k_rope, key_mask):
+    """Cross-attention to the memory and the MLP: tgt [N, C] -> [N, C]."""
+    t2 = self.norm2(tgt)
+    tgt = tgt + self.cross_attn_image(t2, memory + memory_pos, memory, hw, num_k_rope, key_mask)
+    t2 = self.linear2(jax.nn.relu(self.linear1(self.norm3(tgt))))
     return tgt + t2
+
+  def __call__(self, tgt, memory, memory_pos, hw, num_k_rope, key_mask):
+    return self.cross_attend(self.self_attend(tgt, hw), memory, memory_pos, hw, num_k_rope,
+                             key_mask)
 
 
 class MemoryAttention(nn.Module):
+  """Layers of self-attention, cross-attention to the memory and MLP, then a LayerNorm.
+
+  The first layer's self-attention reads only the frame's features, so for
+  several objects on one frame it can be computed once (``first_self_attention``)
+  and passed to each object's call as ``first``.
+  """
   d_model: int = 256
   num_layers: int = 4
 
-  @nn.compact
-  def __call__(self, curr, curr_pos, memory, memory_pos, num_spatial, key_mask):
-    """curr, curr_pos [h, w, C]; memory, memory_pos [M, Cm]; the first ``num_spatial``
-    memory tokens are spatial (RoPE), the rest object-pointer tokens; key_mask [M]."""
+  def setup(self):
+    self.layers = [MemoryAttentionLayer(self.d_model) for _ in range(self.num_layers)]
+    self.norm = layer_norm()
+
+  def first_self_attention(self, curr, curr_pos):
+    """curr, curr_pos [h, w, C] -> [h*w, C]: the input after layer 0's self-attention."""
     h, w, c = curr.shape
-    x = (curr + 0.1 * curr_pos).reshape(h * w, c)
-    for i in range(self.num_layers):
-      x = MemoryAttentionLayer(self.d_model, name=f'layers_{i}')(
-          x, memory, memory_pos, (h, w), num_spatial, key_mask)
-    return layer_norm('norm')(x).reshape(h, w, c)
+    return self.layers[0].self_attend((curr + 0.1 * curr_pos).reshape(h * w, c), (h, w))
+
+  def __call__(self, curr, curr_pos, memory, memory_pos, num_spatial, key_mask, first=None):
+    """curr, curr_pos [h, w, C]; memory, memory_pos [M, Cm]; the first ``num_spatial``
+    memory tokens are spatial (RoPE), the rest object-pointer tokens; key_mask [M];
+    first [h*w, C] or None: ``first_self_attention(curr, curr_pos)`` if already computed."""
+    h, w, c = curr.shape
+    x = self.first_self_attention(curr, curr_pos) if first is None else first
+    for i, layer in enumerate(self.layers):
+      if i:
+        x = layer.self_attend(x, (h, w))
+      x = layer.cross_attend(x, memory, memory_pos, (h, w), num_spatial, key_mask)
+    return self.norm(x).reshape(h, w, c)

@@ -115,8 +115,15 @@ class SAM2(nn.Module):
     mask = jnp.concatenate([jnp.repeat(feat_valid, h * w), jnp.repeat(ptr_valid, split)])
     return memory, memory_pos, mask, s * h * w
 
-  def attend_memory(self, vision, vision_pos, memory, memory_pos, key_mask, num_spatial):
-    return self.memory_attention(vision, vision_pos, memory, memory_pos, num_spatial, key_mask)
+  def attend_memory(self, vision, vision_pos, memory, memory_pos, key_mask, num_spatial,
+                    first=None):
+    """Pixel features [h, w, C] conditioned on the memory; ``first``: ``attend_self``'s output."""
+    return self.memory_attention(vision, vision_pos, memory, memory_pos, num_spatial, key_mask,
+                                 first)
+
+  def attend_self(self, vision, vision_pos):
+    """The memory attention's first self-attention [h*w, C]: the same for every object."""
+    return self.memory_attention.first_self_attention(vision, vision_pos)
 
   # --- SAM heads --------------------------------------------------------------
   def sam_heads(self, pix_feat, s0, s1, coords, labels, point_mask, mask_input, use_mask_input,

@@ -20,8 +20,11 @@ from memvos_jax.models.sam2.common import bilinear_aa_matrix, resize_with
 
 
 def encode(model, params, image):
-  """[S, S, 3] uint8 frame -> backbone features dict (vision, vision_pos, s0, s1)."""
-  return model.apply(params, image, method='encode_image')
+  """[S, S, 3] uint8 frame -> features dict: the backbone's (vision, vision_pos, s0, s1) and
+  ``self0``, the memory attention's first self-attention, computed once for all objects."""
+  feats = model.apply(params, image, method='encode_image')
+  self0 = model.apply(params, feats['vision'], feats['vision_pos'], method='attend_self')
+  return dict(feats, self0=self0)
 
 
 def no_features(model, params, image):
@@ -49,12 +52,15 @@ def tracking_multimask(settings) -> bool:
 
 
 def condition(model, params, settings, feats, mem, frame, sign, num_frames):
-  """Pixel features conditioned on the object's memory (``_prepare_memory_conditioned_features``)."""
+  """Pixel features conditioned on the object's memory (``_prepare_memory_conditioned_features``).
+
+  feats: ``encode``'s dict, whose ``self0`` is reused, or the backbone's alone.
+  """
   read = mb.read(mem, frame, sign, num_frames, model.num_maskmem,
                  settings.max_obj_ptrs_in_encoder)
   memory, mpos, kmask, ns = model.apply(params, *read, method='memory_tokens')
   return model.apply(params, feats['vision'], feats['vision_pos'], memory, mpos, kmask, ns,
-                     method='attend_memory')
+                     feats.get('self0'), method='attend_memory')
 
 
 def track(model, params, settings, feats, mem, frame, sign, num_frames):
