@@ -8,6 +8,7 @@ one, bilinear resizing with ``align_corners=False`` semantics, and CBAM.
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -63,6 +64,42 @@ def conv(features: int, kernel: int, stride: int = 1, padding: int | None = None
 def relu(x):
   """ReLU of an array or of each channel block of a tuple (see ``Conv``)."""
   return tuple(map(nn.relu, x)) if isinstance(x, tuple) else nn.relu(x)
+
+
+def _pool_3x3_s2_reduce_window(x):
+  return nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+
+
+@jax.custom_vjp
+def max_pool_3x3_s2(x):
+  """torch ``MaxPool2d(3, stride=2, padding=1)`` (the ResNet stem): [B, H, W, C] -> [B, H', W', C].
+
+  The same values as ``nn.max_pool`` (a reduce-window), computed as a max of
+  strided slices, rows then columns, in float32 (max is exact in any
+  precision): XLA:CPU's reduce-window takes 3 ms on a 135x240x64 float32 map
+  and 20 ms in bfloat16, this 0.8 ms in both. The gradient is the
+  reduce-window's (each window's gradient goes to one maximum, as in torch).
+  """
+  h, w = x.shape[-3:-1]
+  oh, ow = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+  pad = [(0, 0)] * (x.ndim - 3) + [(1, 2 * oh - h), (1, 2 * ow - w), (0, 0)]
+  xp = jnp.pad(x.astype(jnp.float32), pad, constant_values=-jnp.inf)   # [B, 2oh+1, 2ow+1, C]
+  r = jnp.maximum(jnp.maximum(xp[..., 0:2 * oh:2, :, :], xp[..., 1:2 * oh:2, :, :]),
+                  xp[..., 2:2 * oh + 1:2, :, :])                          # [B, oh, 2ow+1, C]
+  out = jnp.maximum(jnp.maximum(r[..., 0:2 * ow:2, :], r[..., 1:2 * ow:2, :]),
+                    r[..., 2:2 * ow + 1:2, :])                            # [B, oh, ow, C]
+  return out.astype(x.dtype)
+
+
+def _max_pool_fwd(x):
+  return max_pool_3x3_s2(x), x
+
+
+def _max_pool_bwd(x, g):
+  return jax.vjp(_pool_3x3_s2_reduce_window, x)[1](g)
+
+
+max_pool_3x3_s2.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def channels(x) -> int:

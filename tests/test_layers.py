@@ -1,0 +1,31 @@
+"""Shared layers (memvos_jax.models.layers) against their straightforward forms."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from memvos_jax.models.layers import max_pool_3x3_s2
+
+
+def _reduce_window(x):
+  return nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+
+
+@pytest.mark.parametrize('shape', [(2, 9, 12, 3), (1, 8, 7, 2), (1, 1, 1, 1)])
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_max_pool_equals_the_reduce_window(shape, dtype):
+  x = jnp.asarray(np.random.default_rng(0).standard_normal(shape), dtype)
+  got, want = max_pool_3x3_s2(x), _reduce_window(x)
+  assert got.dtype == want.dtype and got.shape == want.shape
+  np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32))
+
+
+def test_max_pool_gradient_goes_to_one_maximum_per_window():
+  # Ties (ReLU zeros, equal values) get the reduce-window's gradient: one element a window.
+  x = jnp.asarray(np.random.default_rng(1).integers(0, 3, (1, 9, 10, 2)), jnp.float32)
+  g = jnp.asarray(np.random.default_rng(2).standard_normal((1, 5, 5, 2)), jnp.float32)
+  loss = lambda f: lambda x: jnp.sum(f(x) * g)
+  np.testing.assert_array_equal(jax.grad(loss(max_pool_3x3_s2))(x),
+                                jax.grad(loss(_reduce_window))(x))
