@@ -72,3 +72,23 @@ def test_objects_with_fewer_slots_read_only_their_own():
   ref, _ = memory.read(only, q, top_k=2)
   np.testing.assert_allclose(out[1], ref[1], rtol=1e-5, atol=1e-6)
   assert not np.allclose(out[0], ref[0])
+
+
+def test_blocked_topk_read_equals_one_topk_over_the_memory():
+  """Blocks of slots (empty ones skipped, a partial last block) change nothing."""
+  bank = _bank(c=11, k=2, n=4)
+  # Slots 0-3 (a whole block) stay empty; object 1 enters later; one top-k
+  # larger than a block's positions (8 > 2 slots x 4 positions).
+  for i, t in enumerate((0, 5, 10, 15, 20, 25)):
+    bank = _write(bank, t, obj=(True, i >= 2), seed=7)
+  bank = bank.replace(keys=jnp.roll(bank.keys, 4, axis=0), values=jnp.roll(bank.values, 4, 1),
+                      valid=jnp.roll(bank.valid, 4, axis=0), frame=jnp.roll(bank.frame, 4))
+  q = jax.random.normal(jax.random.key(4), (6, 8))
+  for top_k in (3, 8):
+    for shared in (False, True):
+      b = bank if not shared else bank.replace(valid=bank.valid.at[:, 1].set(bank.valid[:, 0]))
+      want, want_w = memory.read(b, q, top_k=top_k, block_slots=b.capacity)   # one block
+      for block_slots in (1, 2, 4):
+        got, got_w = memory.read(b, q, top_k=top_k, block_slots=block_slots)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(got_w, want_w, rtol=1e-6, atol=1e-6)

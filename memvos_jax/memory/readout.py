@@ -37,25 +37,61 @@ def dot_affinity(mem_keys, query_keys):
                     preferred_element_type=jnp.float32) / math.sqrt(ck)
 
 
-def _weights(aff, pos_mask, top_k):
-  """Masked (top-k) softmax along memory. aff [Q, M], pos_mask [M] bool.
+# Memory slots per block of the top-k read: a block with no valid slot is skipped.
+BLOCK_SLOTS = 4
 
-  Returns (weights [Q, J], index [Q, J]) with J = top_k, or J = M (dense).
-  """
-  aff = jnp.where(pos_mask[None, :], aff, -jnp.inf)
-  if top_k is None:
-    idx = jnp.broadcast_to(jnp.arange(aff.shape[1]), aff.shape)
-    vals = aff
-  else:
-    vals, idx = jax.lax.top_k(aff, min(top_k, aff.shape[1]))   # [Q, J]
+
+def _softmax(vals):
+  """Softmax over the last axis of masked affinities (-inf: left out) -> weights."""
   finite = jnp.isfinite(vals)
   # The official top-k softmax exponentiates without shifting; shift only
   # where exp would overflow, so ordinary inputs round exactly as official.
   m = jnp.max(jnp.where(finite, vals, -1e30), axis=1, keepdims=True)
   m = jnp.where(jnp.abs(m) > 60.0, m, 0.0)
   e = jnp.where(finite, jnp.exp(vals - m), 0.0)
-  w = e / jnp.maximum(jnp.sum(e, axis=1, keepdims=True), 1e-30)
-  return w, idx
+  return e / jnp.maximum(jnp.sum(e, axis=1, keepdims=True), 1e-30)
+
+
+def _top_affinities(mem_keys, query_key, pos_mask, top_k: int, affinity, block: int):
+  """The ``top_k`` largest masked affinities per query and their memory positions.
+
+  mem_keys [M, Ck], query_key [Q, Ck], pos_mask [M] -> (values [Q, J], index
+  [Q, J]), J = min(top_k, M); masked positions count as -inf. The memory is
+  taken in blocks of ``block`` positions (whole slots): a block with no valid
+  position is skipped, so the cost follows the memory written so far, as in
+  the official code, whose memory grows, rather than the capacity. The top-k
+  of each block, then the top-k of those candidates: the same values as one
+  top-k over the whole memory (block order keeps ties on the lower position).
+  """
+  m, q = mem_keys.shape[0], query_key.shape[0]
+
+  def top(keys, mask, offset, k):          # one block -> ([Q, k], [Q, k])
+    aff = jnp.where(mask[None, :], affinity(keys, query_key), -jnp.inf)
+    vals, idx = jax.lax.top_k(aff, k)
+    return vals, idx + offset
+
+  nb = m // block
+  if nb <= 1:                              # one block: nothing to skip
+    return top(mem_keys, pos_mask, 0, min(top_k, m))
+  kb = min(top_k, block)
+  absent = (jnp.full((q, kb), -jnp.inf, jnp.float32), jnp.zeros((q, kb), jnp.int32))
+
+  def body(_, xs):
+    keys, mask, offset = xs
+    return None, jax.lax.cond(jnp.any(mask), lambda: top(keys, mask, offset, kb),
+                              lambda: absent)
+
+  split = lambda t: t[:nb * block].reshape(nb, block, *t.shape[1:])
+  _, (vals, idx) = jax.lax.scan(body, None, (split(mem_keys), split(pos_mask),
+                                             jnp.arange(nb, dtype=jnp.int32) * block))
+  vals = jnp.moveaxis(vals, 0, 1).reshape(q, nb * kb)               # [Q, nb * kb]
+  idx = jnp.moveaxis(idx, 0, 1).reshape(q, nb * kb)
+  if m > nb * block:                       # a last, partial block
+    tv, ti = top(mem_keys[nb * block:], pos_mask[nb * block:], nb * block,
+                 min(top_k, m - nb * block))
+    vals, idx = jnp.concatenate([vals, tv], 1), jnp.concatenate([idx, ti], 1)
+  vals, pick = jax.lax.top_k(vals, min(top_k, m))
+  return vals, jnp.take_along_axis(idx, pick, axis=1)
 
 
 def _gather_read(w, idx, values, dense):
@@ -67,7 +103,7 @@ def _gather_read(w, idx, values, dense):
 
 
 def read(bank: MemoryBank, query_key, top_k: int | None = 20,
-         affinity=l2_affinity):
+         affinity=l2_affinity, block_slots: int = BLOCK_SLOTS):
   """Read the bank for one query frame.
 
   Args:
@@ -75,6 +111,8 @@ def read(bank: MemoryBank, query_key, top_k: int | None = 20,
     query_key: [Q, Ck] query keys (Q = h*w).
     top_k: keep the k largest affinities per query position (STCN), or None
       for a softmax over all memory positions (STM, training).
+    block_slots: top-k reads take the memory in blocks of this many slots
+      and skip blocks with no valid slot (``_top_affinities``).
   Returns:
     readout [K, Q, Cv] and slot_weight [C] (total attention each slot got,
     summed over query positions and objects: the usage signal for LFU).
@@ -83,22 +121,30 @@ def read(bank: MemoryBank, query_key, top_k: int | None = 20,
   mkeys = bank.keys.reshape(c * n, -1)                          # [M, Ck]
   values = bank.values.reshape(k, c * n, cv)                    # [K, M, Cv]
   pos_valid = jnp.repeat(bank.valid, n, axis=0)                 # [M, K]
-  aff = affinity(mkeys, query_key)                              # [Q, M]
   dense = top_k is None
+  if dense:                                                     # [Q, M], shared by the objects
+    aff = affinity(mkeys, query_key)
+
+  def weights(mask):                                            # -> ([Q, J], [Q, J])
+    if dense:
+      idx = jnp.broadcast_to(jnp.arange(c * n), (query_key.shape[0], c * n))
+      return _softmax(jnp.where(mask[None, :], aff, -jnp.inf)), idx
+    vals, idx = _top_affinities(mkeys, query_key, mask, top_k, affinity, block_slots * n)
+    return _softmax(vals), idx
 
   union = jnp.any(pos_valid, axis=1)                            # [M]
   active = jnp.any(bank.valid, axis=0)                          # [K]
   shared = jnp.all(jnp.where(active[None, :], pos_valid == union[:, None], True))
 
   def one_mask(_):
-    w, idx = _weights(aff, union, top_k)
+    w, idx = weights(union)
     out = jax.vmap(lambda v: _gather_read(w, idx, v, dense))(values)
     return out, w, jnp.broadcast_to(idx, (k,) + idx.shape), jnp.broadcast_to(w, (k,) + w.shape)
 
   def per_object(_):
     def f(args):
       mask, v = args
-      w, idx = _weights(aff, mask, top_k)
+      w, idx = weights(mask)
       return _gather_read(w, idx, v, dense), w, idx
     out, w, idx = jax.lax.map(f, (pos_valid.T, values))
     return out, w[0], idx, w
