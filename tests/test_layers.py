@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memvos_jax.models.layers import max_pool_3x3_s2
+from memvos_jax.models.layers import avg_pool_same, max_pool_3x3_s2, max_pool_same
 
 
 def _reduce_window(x):
@@ -29,3 +29,20 @@ def test_max_pool_gradient_goes_to_one_maximum_per_window():
   loss = lambda f: lambda x: jnp.sum(f(x) * g)
   np.testing.assert_array_equal(jax.grad(loss(max_pool_3x3_s2))(x),
                                 jax.grad(loss(_reduce_window))(x))
+
+
+@pytest.mark.parametrize('k', [3, 7])
+def test_same_size_window_pools_equal_the_reduce_windows(k):
+  """AFB-URR's 7x7 local average (zeros counted) and max, stride 1."""
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.standard_normal((2, 11, 9, 3)), jnp.float32)
+  pad = ((k // 2, k // 2),) * 2
+  np.testing.assert_allclose(avg_pool_same(x, k), nn.avg_pool(x, (k, k), (1, 1), pad,
+                                                              count_include_pad=True),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(max_pool_same(x, k), nn.max_pool(x, (k, k), (1, 1), pad))
+  ties = jnp.asarray(rng.integers(0, 3, (1, 8, 9, 2)), jnp.float32)
+  g = jnp.asarray(rng.standard_normal((1, 8, 9, 2)), jnp.float32)
+  np.testing.assert_array_equal(
+      jax.grad(lambda x: jnp.sum(max_pool_same(x, k) * g))(ties),
+      jax.grad(lambda x: jnp.sum(nn.max_pool(x, (k, k), (1, 1), pad) * g))(ties))

@@ -5,6 +5,7 @@ weights give the same numbers: explicit symmetric padding, bias where torch has
 one, bilinear resizing with ``align_corners=False`` semantics, and CBAM.
 """
 
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -100,6 +101,43 @@ def _max_pool_bwd(x, g):
 
 
 max_pool_3x3_s2.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def _window_same(x, k: int, op, fill):
+  """``op`` over every k x k window (stride 1, k // 2 padding of ``fill``): [B, H, W, C]
+  -> [B, H, W, C], separably (rows, then columns) as shifted slices: 2k operations an
+  output instead of XLA:CPU's k*k reduce-window."""
+  h, w, p = x.shape[-3], x.shape[-2], k // 2
+  xp = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(p, p), (p, p), (0, 0)], constant_values=fill)
+  r = functools.reduce(op, [xp[..., i:i + h, :, :] for i in range(k)])
+  return functools.reduce(op, [r[..., j:j + w, :] for j in range(k)])
+
+
+def avg_pool_same(x, k: int):
+  """torch ``avg_pool2d(x, k, stride=1, padding=k // 2)`` (zeros counted), [B, H, W, C]."""
+  return _window_same(x, k, jnp.add, 0.0) / (k * k)
+
+
+def _max_pool_same_reduce_window(x, k: int):
+  return nn.max_pool(x, (k, k), (1, 1), padding=((k // 2, k // 2),) * 2)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def max_pool_same(x, k: int):
+  """torch ``max_pool2d(x, k, stride=1, padding=k // 2)``, [B, H, W, C]; the gradient is the
+  reduce-window's (one maximum a window)."""
+  return _window_same(x, k, jnp.maximum, -jnp.inf)
+
+
+def _max_pool_same_fwd(x, k):
+  return max_pool_same(x, k), x
+
+
+def _max_pool_same_bwd(k, x, g):
+  return jax.vjp(lambda x: _max_pool_same_reduce_window(x, k), x)[1](g)
+
+
+max_pool_same.defvjp(_max_pool_same_fwd, _max_pool_same_bwd)
 
 
 def channels(x) -> int:

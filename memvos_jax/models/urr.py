@@ -15,7 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.models.layers import ResBlock, conv, upsample
+from memvos_jax.models.layers import (ResBlock, avg_pool_same, conv, max_pool_same,
+                                      upsample)
 
 LOCAL = 7
 
@@ -71,11 +72,9 @@ class URRDecoder(nn.Module):
     rough = jax.nn.softmax(rough, axis=0)                            # over classes
     unc = uncertainty(rough, axis=0)[0][..., None]                   # [H2, W2, 1]
     rough = rough[..., None]                                         # [O, H2, W2, 1]
-    pool = dict(window_shape=(LOCAL, LOCAL), strides=(1, 1),
-                padding=((LOCAL // 2, LOCAL // 2),) * 2)
-    local = nn.avg_pool(r1 * rough, count_include_pad=True, **pool)
-    local = local / (nn.avg_pool(rough, count_include_pad=True, **pool) + 1e-8)
-    conf = nn.max_pool(rough, **pool)                                # [O, H2, W2, 1]
+    local = avg_pool_same(r1 * rough, LOCAL)                         # [O, H2, W2, C1]
+    local = local / (avg_pool_same(rough, LOCAL) + 1e-8)
+    conf = max_pool_same(rough, LOCAL)                               # [O, H2, W2, 1]
     x = (r1, local)        # r1 ++ local as channel blocks: r1 [1, ...] convolved once
     q = ResBlock(self.local_dim, name='local_ResMM')(conv(self.local_dim, 3, name='local_convFM')(x))
     q = conf * conv(2, 3, name='local_pred2')(nn.relu(q))
