@@ -14,7 +14,7 @@ inside, from their ``mean``/``std`` buffers).
 import flax.linen as nn
 import jax.numpy as jnp
 
-from memvos_jax.models.layers import KeyValue, conv, max_pool_3x3_s2
+from memvos_jax.models.layers import KeyValue, conv, max_pool
 from memvos_jax.models.resnet import Bottleneck
 from memvos_jax.models.urr import URRDecoder
 
@@ -24,7 +24,7 @@ _BN = dict(use_running_average=True, momentum=0.9, epsilon=1e-5)   # frozen, as 
 
 def _trunk(x):
   """maxpool + layer1..layer3 (torchvision names), inside the caller's compact scope."""
-  x = max_pool_3x3_s2(x)
+  x = max_pool(x, 3, 2)
   feats = []
   for stage, (planes, n) in enumerate(zip((64, 128, 256), _LAYERS)):
     for i in range(n):

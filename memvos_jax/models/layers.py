@@ -67,77 +67,52 @@ def relu(x):
   return tuple(map(nn.relu, x)) if isinstance(x, tuple) else nn.relu(x)
 
 
-def _pool_3x3_s2_reduce_window(x):
-  return nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
-
-
-@jax.custom_vjp
-def max_pool_3x3_s2(x):
-  """torch ``MaxPool2d(3, stride=2, padding=1)`` (the ResNet stem): [B, H, W, C] -> [B, H', W', C].
-
-  The same values as ``nn.max_pool`` (a reduce-window), computed as a max of
-  strided slices, rows then columns, in float32 (max is exact in any
-  precision): XLA:CPU's reduce-window takes 3 ms on a 135x240x64 float32 map
-  and 20 ms in bfloat16, this 0.8 ms in both. The gradient is the
-  reduce-window's (each window's gradient goes to one maximum, as in torch).
-  """
+def _window_reduce(x, k: int, stride: int, op, fill):
+  """``op`` over every k x k window of x [B, H, W, C] at ``stride`` with torch's k // 2
+  padding of ``fill`` -> [B, H', W', C]. Separable (rows, then columns) strided slices:
+  2k operations an output, where XLA:CPU's reduce-window does k*k and runs several times
+  slower (the ResNet stem's 3x3/2 max: 3 ms float32 and 20 ms bfloat16 on 135x240x64,
+  this 0.8 ms; AFB-URR's 7x7/1 pools)."""
+  p = k // 2
   h, w = x.shape[-3:-1]
-  oh, ow = (h - 1) // 2 + 1, (w - 1) // 2 + 1
-  pad = [(0, 0)] * (x.ndim - 3) + [(1, 2 * oh - h), (1, 2 * ow - w), (0, 0)]
-  xp = jnp.pad(x.astype(jnp.float32), pad, constant_values=-jnp.inf)   # [B, 2oh+1, 2ow+1, C]
-  r = jnp.maximum(jnp.maximum(xp[..., 0:2 * oh:2, :, :], xp[..., 1:2 * oh:2, :, :]),
-                  xp[..., 2:2 * oh + 1:2, :, :])                          # [B, oh, 2ow+1, C]
-  out = jnp.maximum(jnp.maximum(r[..., 0:2 * ow:2, :], r[..., 1:2 * ow:2, :]),
-                    r[..., 2:2 * ow + 1:2, :])                            # [B, oh, ow, C]
-  return out.astype(x.dtype)
+  oh, ow = (h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1
+  span_h, span_w = stride * (oh - 1) + 1, stride * (ow - 1) + 1
+  pad = [(0, 0)] * (x.ndim - 3) + [(p, span_h + k - 1 - h - p), (p, span_w + k - 1 - w - p),
+                                   (0, 0)]
+  xp = jnp.pad(x, pad, constant_values=fill)
+  r = functools.reduce(op, [xp[..., i:i + span_h:stride, :, :] for i in range(k)])
+  return functools.reduce(op, [r[..., j:j + span_w:stride, :] for j in range(k)])
 
 
-def _max_pool_fwd(x):
-  return max_pool_3x3_s2(x), x
+def _reduce_window_max(x, k: int, stride: int):
+  return nn.max_pool(x, (k, k), (stride, stride), padding=((k // 2, k // 2),) * 2)
 
 
-def _max_pool_bwd(x, g):
-  return jax.vjp(_pool_3x3_s2_reduce_window, x)[1](g)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def max_pool(x, k: int, stride: int):
+  """torch ``max_pool2d(x, k, stride, padding=k // 2)``, [B, H, W, C] -> [B, H', W', C].
+
+  The values of ``nn.max_pool`` (a reduce-window), computed by ``_window_reduce``
+  in float32 (max is exact in any precision; bfloat16 elementwise ops are slow on
+  CPUs). The gradient is the reduce-window's: one maximum a window, as in torch.
+  """
+  return _window_reduce(x.astype(jnp.float32), k, stride, jnp.maximum, -jnp.inf).astype(x.dtype)
 
 
-max_pool_3x3_s2.defvjp(_max_pool_fwd, _max_pool_bwd)
+def _max_pool_fwd(x, k, stride):
+  return max_pool(x, k, stride), x
 
 
-def _window_same(x, k: int, op, fill):
-  """``op`` over every k x k window (stride 1, k // 2 padding of ``fill``): [B, H, W, C]
-  -> [B, H, W, C], separably (rows, then columns) as shifted slices: 2k operations an
-  output instead of XLA:CPU's k*k reduce-window."""
-  h, w, p = x.shape[-3], x.shape[-2], k // 2
-  xp = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(p, p), (p, p), (0, 0)], constant_values=fill)
-  r = functools.reduce(op, [xp[..., i:i + h, :, :] for i in range(k)])
-  return functools.reduce(op, [r[..., j:j + w, :] for j in range(k)])
+def _max_pool_bwd(k, stride, x, g):
+  return jax.vjp(lambda x: _reduce_window_max(x, k, stride), x)[1](g)
 
 
-def avg_pool_same(x, k: int):
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def avg_pool(x, k: int):
   """torch ``avg_pool2d(x, k, stride=1, padding=k // 2)`` (zeros counted), [B, H, W, C]."""
-  return _window_same(x, k, jnp.add, 0.0) / (k * k)
-
-
-def _max_pool_same_reduce_window(x, k: int):
-  return nn.max_pool(x, (k, k), (1, 1), padding=((k // 2, k // 2),) * 2)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def max_pool_same(x, k: int):
-  """torch ``max_pool2d(x, k, stride=1, padding=k // 2)``, [B, H, W, C]; the gradient is the
-  reduce-window's (one maximum a window)."""
-  return _window_same(x, k, jnp.maximum, -jnp.inf)
-
-
-def _max_pool_same_fwd(x, k):
-  return max_pool_same(x, k), x
-
-
-def _max_pool_same_bwd(k, x, g):
-  return jax.vjp(lambda x: _max_pool_same_reduce_window(x, k), x)[1](g)
-
-
-max_pool_same.defvjp(_max_pool_same_fwd, _max_pool_same_bwd)
+  return _window_reduce(x, k, 1, jnp.add, 0.0) / (k * k)
 
 
 def channels(x) -> int:

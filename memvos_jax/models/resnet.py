@@ -14,7 +14,7 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from memvos_jax.models.layers import conv, max_pool_3x3_s2
+from memvos_jax.models.layers import conv, max_pool
 
 _BN = dict(use_running_average=True, momentum=0.9, epsilon=1e-5)
 
@@ -92,7 +92,7 @@ class ResNet(nn.Module):
     width = WIDTHS[self.depth]
     x = conv(width, 7, 2, bias=self.conv_bias, name='conv1')(x)
     x = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))          # [B, H/2, W/2, width]
-    x = max_pool_3x3_s2(x)  # 1/4
+    x = max_pool(x, 3, 2)  # 1/4
     feats = []
     for stage, (planes, n) in enumerate(zip((width, 2 * width, 4 * width), layers)):
       for i in range(n):

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memvos_jax.models.deform_conv import DeformConv, deform_sample
-from memvos_jax.models.layers import conv, max_pool_3x3_s2
+from memvos_jax.models.layers import conv, max_pool
 from memvos_jax.models.resnet import _BN, BasicBlock, Bottleneck
 
 # Blocks per stage layer1..layer4 (torchvision); resnet.py stops at layer3.
@@ -59,7 +59,7 @@ class FCNResNet(nn.Module):
     block, counts = STAGES[self.depth]
     x = conv(self.width, 7, 2, bias=False, name='conv1')(x)
     x = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))                   # [B, H/2, W/2, 32]
-    x = max_pool_3x3_s2(x)      # [B, H/4, W/4, 32]
+    x = max_pool(x, 3, 2)      # [B, H/4, W/4, 32]
     self.sow('intermediates', 'pool', x)                              # layer 2
     skips = [x]
     for stage, (planes, n) in enumerate(zip(self.planes, counts)):

@@ -15,8 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.models.layers import (ResBlock, avg_pool_same, conv, max_pool_same,
-                                      upsample)
+from memvos_jax.models.layers import ResBlock, avg_pool, conv, max_pool, upsample
 
 LOCAL = 7
 
@@ -72,9 +71,9 @@ class URRDecoder(nn.Module):
     rough = jax.nn.softmax(rough, axis=0)                            # over classes
     unc = uncertainty(rough, axis=0)[0][..., None]                   # [H2, W2, 1]
     rough = rough[..., None]                                         # [O, H2, W2, 1]
-    local = avg_pool_same(r1 * rough, LOCAL)                         # [O, H2, W2, C1]
-    local = local / (avg_pool_same(rough, LOCAL) + 1e-8)
-    conf = max_pool_same(rough, LOCAL)                               # [O, H2, W2, 1]
+    local = avg_pool(r1 * rough, LOCAL)                         # [O, H2, W2, C1]
+    local = local / (avg_pool(rough, LOCAL) + 1e-8)
+    conf = max_pool(rough, LOCAL, 1)                               # [O, H2, W2, 1]
     x = (r1, local)        # r1 ++ local as channel blocks: r1 [1, ...] convolved once
     q = ResBlock(self.local_dim, name='local_ResMM')(conv(self.local_dim, 3, name='local_convFM')(x))
     q = conf * conv(2, 3, name='local_pred2')(nn.relu(q))

@@ -49,10 +49,10 @@ def init_variables(config, model):
   """``config.checkpoint`` (official .pth/.npz or orbax folder), else random init."""
   if config.checkpoint:
     return load_variables(config, model)
+  t = config.training
   size = 64
   image = jnp.zeros((1, size, size, 3), jnp.float32)
-  masks = jnp.zeros((max(config.training.max_objects, 1), size, size), jnp.float32)
-  t = config.training
+  masks = jnp.zeros((max(t.max_objects, 1), size, size), jnp.float32)
   if t.init_rng == 'rbg':    # one compiled program with XLA's RngBitGenerator
     return jax.jit(model.init)(jax.random.key(t.seed, impl='rbg'), image, masks)
   return model.init(jax.random.key(t.seed), image, masks)
