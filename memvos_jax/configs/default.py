@@ -35,7 +35,7 @@ def get_config(arg: str | None = None):
   config = stcn.get_config('tiny')
   config.unlock()
   config.checkpoint = WEIGHTS if os.path.exists(WEIGHTS) else ''
-  config.network.key_backbone = 'resnet18_w32'
+  config.network.key_backbone = 'mobilenet_v2'
   config.network.value_backbone = 'resnet18_w32'
   config.network.key_dim = 64
   config.network.value_dim = 128
@@ -43,11 +43,12 @@ def get_config(arg: str | None = None):
 
   d = config.data
   d.heldout = HELDOUT
-  d.davis_repeat = 5
-  d.synthetic_with_real = 60
-  d.synthetic_length = 40
+  d.davis_repeat = 4
+  d.paste_clips = 60
+  d.paste_length = 20
+  d.synthetic_with_real = 0
   d.frame_short_side = 240
-  d.crop_scale = (0.25, 0.6)
+  d.crop_scale = (0.25, 0.8)
 
   inf = config.inference
   inf.size = 240
@@ -58,18 +59,21 @@ def get_config(arg: str | None = None):
 
   t = config.training
   t.batch_size = 4
-  t.num_steps = 7000
+  t.num_steps = 2000
   t.crop_size = 192
   t.num_frames = 3
-  t.max_objects = 1
-  t.max_skip_values = (0, 3, 5, 8, 10, 5)
+  t.max_objects = 2
+  # MobileNetV2's stride-2..8 blocks keep their ImageNet weights (half the backward pass).
+  t.freeze = 'key/key_encoder/features_[0-6]/'
+  t.backbone_init = ''
+  t.max_skip_values = (3, 5, 8, 10, 15, 8)
   t.max_skip_boundaries = (0.05, 0.15, 0.3, 0.5, 0.85)
-  t.learning_rate = 2e-4
-  t.lr_steps = (6000,)
-  t.warmup_steps = 20
+  t.learning_rate = 1e-4
+  t.lr_steps = (1700,)
+  t.warmup_steps = 50
   t.bce_start_warm = 0
-  t.bce_end_warm = 100
-  t.checkpoint_every = 250
+  t.bce_end_warm = 300
+  t.checkpoint_every = 200
   t.keep_checkpoints = 2
   t.log_every = 25
   t.eval_every = 500

@@ -44,6 +44,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Training data. All empty: the embedded synthetic videos (no download).
   config.data.davis_root = ''   # DAVIS 2017 trainval layout (JPEGImages/480p/<clip>)
   config.data.davis_split = 'train'  # ImageSets/2017|2016/<split>.txt when present
+  config.data.davis_extra_roots = ''  # more DAVIS-layout roots trained on like davis_root (comma list)
+  # Pseudo-videos pasted from the DAVIS training frames (data/paste.py) per epoch:
+  # 1..max_objects objects cut out with their masks, moving over another clip's frame.
+  config.data.paste_clips = 0
+  config.data.paste_length = 20   # virtual frames of a pasted pseudo-video
   config.data.heldout = ''      # DAVIS clips kept out of training, validated on (comma list)
   config.data.yvos_root = ''    # YouTube-VOS train layout (JPEGImages/<clip>, every 5th frame)
   config.data.static_root = ''  # folders of XXX.jpg + XXX.png (searched recursively)
@@ -102,6 +107,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.bce_end_warm = 70_000
   t.bce_top_p = 0.15
   t.compute_dtype = 'float32'   # or 'bfloat16' (params kept in float32)
+  # ImageNet weights (torchvision layout, .pth zip/legacy or .npz) for the backbones:
+  # one file for every encoder, or 'key=FILE,value=FILE' (convert/imagenet.py).
+  # Loaded after the random init (and after bn_from_data, whose statistics they replace).
+  t.backbone_init = ''
+  # Parameters that do not train: a regex matched (re.match) against each parameter's
+  # path 'a/b/c/', e.g. 'key/key_encoder/features_[0-6]/' ('': all train).
+  t.freeze = ''
   # How the clip is unrolled: 'scan' (jax.lax.scan), 'python' (the same step
   # body in a Python loop), 'auto' = python on CPU (XLA:CPU compiles the
   # convolutions of a scan's backward pass as plain loops: ~20x slower).

@@ -10,13 +10,20 @@ and never imports a module, so a malicious checkpoint cannot run code. Every
 tensor comes back as a C-contiguous numpy array of the right dtype and shape
 (storage offset and strides honoured; bfloat16 widened to float32 exactly).
 
-The legacy pre-1.6 format and TorchScript archives are rejected with a
-CheckpointError that names the file. ``load_state_dict`` also accepts ``.npz``.
+Also the legacy (pre-1.6, non-zip) format that torchvision's ImageNet files
+still use: four pickles in a row (magic number, protocol version, system
+info, the object, whose storages are persistent ids ``('storage', type, key,
+location, numel, view_metadata)``), the sorted storage keys, then each
+storage as an int64 element count and its raw bytes. Tensors are rebuilt once
+every storage has been read. TorchScript archives and the tar format of
+torch < 0.4 are rejected with a CheckpointError that names the file.
+``load_state_dict`` also accepts ``.npz``.
 """
 
 from __future__ import annotations
 
 import collections
+import io
 import os
 import pickle
 import tarfile
@@ -129,6 +136,28 @@ class _Storage:
     return self._bytes
 
 
+class _Pending:
+  """A legacy-format tensor whose storage bytes come after the pickle."""
+
+  def __init__(self, build: Callable[[], np.ndarray]):
+    self.build = build
+
+
+def _resolve(obj: Any) -> Any:
+  """Replaces every _Pending in a loaded container tree by its array."""
+  if isinstance(obj, _Pending):
+    return obj.build()
+  if isinstance(obj, dict):
+    for k, v in obj.items():
+      obj[k] = _resolve(v)
+    return obj
+  if isinstance(obj, list):
+    return [_resolve(v) for v in obj]
+  if isinstance(obj, tuple):
+    return tuple(_resolve(v) for v in obj)
+  return obj
+
+
 def _size(shape: Any = ()) -> tuple:
   """Stand-in for ``torch.Size``."""
   return tuple(shape)
@@ -150,11 +179,15 @@ class _Unpickler(pickle.Unpickler):
   """Unpickles ``data.pkl`` with an allow-list of globals and zip storages."""
 
   def __init__(self, file: Any, path: str, read_record: Callable[[str], bytes],
-               big_endian: bool):
+               big_endian: bool, legacy: bool = False):
     super().__init__(file, encoding='utf-8')
     self._path = path
     self._read_record = read_record
     self._big_endian = big_endian
+    # Legacy files: storages follow the pickle, so tensors are built later
+    # (_Pending) from the bytes the caller hands to ``legacy_bytes``.
+    self._legacy = legacy
+    self.legacy_bytes: dict[str, bytes] = {}
     self._storages: dict[str, _Storage] = {}
     self._globals = self._allowed_globals()
 
@@ -203,22 +236,39 @@ class _Unpickler(pickle.Unpickler):
           'containers are); refusing to load it') from None
 
   def persistent_load(self, pid: Any) -> _Storage:
-    if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != 'storage' or
-        not isinstance(pid[1], _StorageType)):
-      raise self._error(f'unsupported persistent id {pid!r} in data.pkl')
-    _, storage_type, key, _location, numel = pid
-    key = str(key)
+    size = 6 if self._legacy else 5
+    if (not isinstance(pid, tuple) or len(pid) != size or pid[0] != 'storage'
+        or not isinstance(pid[1], _StorageType)):
+      raise self._error(f'unsupported persistent id {pid!r} in the pickle')
+    storage_type, key, numel = pid[1], str(pid[2]), pid[4]
+    if self._legacy and pid[5] is not None:
+      raise self._error(f'storage views (persistent id {pid!r}) are not '
+                        'supported')
     if key not in self._storages:
       itemsize = np.dtype(_NP_DTYPES[storage_type.dtype]).itemsize
-      self._storages[key] = _Storage(
-          lambda: self._read_record(f'data/{key}'), storage_type.dtype,
-          int(numel) * itemsize, key)
+      if self._legacy:
+        read = lambda: self.legacy_bytes[key]
+      else:
+        read = lambda: self._read_record(f'data/{key}')
+      self._storages[key] = _Storage(read, storage_type.dtype,
+                                     int(numel) * itemsize, key)
     return self._storages[key]
+
+  @property
+  def storages(self) -> dict[str, _Storage]:
+    return self._storages
 
   # Tensor rebuild functions (same signatures as in torch._utils).
 
   def _tensor(self, storage: Any, offset: Any, size: Any, stride: Any,
-              dtype: str, metadata: Any = None) -> np.ndarray:
+              dtype: str, metadata: Any = None) -> Any:
+    if self._legacy:
+      return _Pending(lambda: self._build_tensor(storage, offset, size, stride,
+                                                 dtype, metadata))
+    return self._build_tensor(storage, offset, size, stride, dtype, metadata)
+
+  def _build_tensor(self, storage: Any, offset: Any, size: Any, stride: Any,
+                    dtype: str, metadata: Any = None) -> np.ndarray:
     if not isinstance(storage, _Storage):
       raise self._error(f'tensor rebuilt from {type(storage).__name__}, '
                         'not from a storage')
@@ -287,6 +337,7 @@ class _Unpickler(pickle.Unpickler):
     return self._tensor(storage, storage_offset, size, stride, dtype.name,
                         metadata)
 
+  # Parameters and subclasses wrap a tensor (maybe a _Pending): passed through.
   def _rebuild_parameter(self, data: Any, requires_grad: Any = False,
                          backward_hooks: Any = None) -> Any:
     del requires_grad, backward_hooks
@@ -316,13 +367,81 @@ def _check_file(path: str) -> None:
 
 def _is_legacy(path: str) -> bool:
   with open(path, 'rb') as f:
-    head = f.read(len(_LEGACY_MAGIC))
-  if head == _LEGACY_MAGIC:
-    return True
+    return f.read(len(_LEGACY_MAGIC)) == _LEGACY_MAGIC
+
+
+def _is_tar(path: str) -> bool:
   try:
     return tarfile.is_tarfile(path)
   except OSError:
     return False
+
+
+def _load_legacy(path: str) -> Any:
+  """The legacy format: magic, protocol, sys info, object, keys, storages."""
+  try:
+    with open(path, 'rb') as f:
+      raw = f.read()
+  except OSError as e:
+    raise InputError(path, f'cannot read checkpoint: {e}') from None
+  stream = io.BytesIO(raw)
+
+  def header(what: str) -> Any:
+    try:
+      return _Unpickler(stream, path, None, False, legacy=True).load()
+    except CheckpointError:
+      raise
+    except Exception as e:  # truncated or corrupt header pickle
+      raise CheckpointError(f'{path}: damaged legacy torch checkpoint (cannot '
+                            f'read its {what}: {type(e).__name__}: {e})') from None
+
+  header('magic number')
+  version = header('protocol version')
+  if version != 1001:
+    raise CheckpointError(f'{path}: legacy torch checkpoint protocol {version!r} '
+                          'is not supported (expected 1001)')
+  info = header('system info')
+  if not isinstance(info, dict):
+    raise CheckpointError(f'{path}: damaged legacy torch checkpoint (system '
+                          f'info is {type(info).__name__})')
+  big_endian = not info.get('little_endian', True)
+  unpickler = _Unpickler(stream, path, None, big_endian, legacy=True)
+  try:
+    obj = unpickler.load()
+    keys = pickle.Unpickler(stream).load()
+  except CheckpointError:
+    raise
+  except Exception as e:
+    raise CheckpointError(f'{path}: damaged legacy torch checkpoint (cannot '
+                          f'unpickle it: {type(e).__name__}: {e})') from None
+  if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+    raise CheckpointError(f'{path}: damaged legacy torch checkpoint (bad '
+                          'storage key list)')
+  storages = unpickler.storages
+  pos = stream.tell()
+  order = '>' if big_endian else '<'
+  for key in keys:
+    if key not in storages:
+      raise CheckpointError(f'{path}: storage {key} is listed but no tensor '
+                            'uses it')
+    if pos + 8 > len(raw):
+      raise CheckpointError(f'{path}: truncated (storage {key} is missing)')
+    numel = int(np.frombuffer(raw, f'{order}i8', 1, pos)[0])
+    nbytes = storages[key].nbytes
+    itemsize = np.dtype(_NP_DTYPES[storages[key].dtype]).itemsize
+    if numel * itemsize != nbytes:
+      raise CheckpointError(f'{path}: storage {key} holds {numel} elements, '
+                            f'the pickle says {nbytes // itemsize}')
+    if pos + 8 + nbytes > len(raw):
+      raise CheckpointError(f'{path}: truncated (storage {key} needs '
+                            f'{nbytes} bytes, {len(raw) - pos - 8} are left)')
+    unpickler.legacy_bytes[key] = raw[pos + 8:pos + 8 + nbytes]
+    pos += 8 + nbytes
+  missing = sorted(set(storages) - set(keys))
+  if missing:
+    raise CheckpointError(f'{path}: storages {missing[:3]} are used but not '
+                          'stored')
+  return _resolve(obj)
 
 
 def _load_zip(path: str, zf: zipfile.ZipFile) -> Any:
@@ -371,19 +490,22 @@ def load_torch_file(path: str | os.PathLike) -> Any:
   Arrays are C-contiguous, own their memory and have the tensor's dtype and
   shape, honouring storage offset and strides (bfloat16 -> float32 exactly).
   Raises InputError for a missing/unreadable file and CheckpointError (naming
-  the file) for anything that is not a zip-format torch.save checkpoint, or
-  whose pickle references a global outside the allow-list.
+  the file) for anything that is not a torch.save checkpoint (zip or legacy),
+  is truncated or damaged, or whose pickle references a global outside the
+  allow-list.
   """
   path = os.fspath(path)
   _check_file(path)
   if not zipfile.is_zipfile(path):
     if _is_legacy(path):
+      return _load_legacy(path)
+    if _is_tar(path):
       raise CheckpointError(
-          f'{path}: legacy (pre-1.6, non-zip) torch checkpoint format is not '
+          f'{path}: the tar checkpoint format of torch < 0.4 is not '
           'supported; re-save it with a recent torch (torch.save(torch.load('
           'f), f)) or convert it to .npz')
-    raise CheckpointError(f'{path}: not a torch checkpoint (expected the zip '
-                          'format written by torch.save)')
+    raise CheckpointError(f'{path}: not a torch checkpoint (neither the zip '
+                          'nor the legacy format written by torch.save)')
   try:
     with zipfile.ZipFile(path) as zf:
       return _load_zip(path, zf)

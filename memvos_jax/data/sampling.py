@@ -20,7 +20,7 @@ import dataclasses
 import grain
 import numpy as np
 
-from memvos_jax.data import augment, sources, synthetic
+from memvos_jax.data import augment, paste, sources, synthetic
 
 
 def max_skip_at(step: int, num_steps: int, values, boundaries) -> int:
@@ -160,11 +160,19 @@ def build_sources(config):
       repeats.append(1)
       divisors.append(1)
   else:
-    if d.davis_root:
-      srcs.append(sources.VideoFolderSource(
-          d.davis_root, 'davis', split=d.davis_split, exclude=heldout_names(config),
-          short_side=d.frame_short_side))
-      repeats.append(d.davis_repeat)
+    roots = [r for r in [d.davis_root] + d.davis_extra_roots.split(',') if r.strip()]
+    davis = [sources.VideoFolderSource(
+        r.strip(), 'davis' if n == 0 else f'davis+{n}', split=d.davis_split,
+        exclude=heldout_names(config), short_side=d.frame_short_side)
+        for n, r in enumerate(roots)]
+    srcs += davis
+    repeats += [d.davis_repeat] * len(davis)
+    divisors += [1] * len(davis)
+    if d.paste_clips and davis:
+      # Pseudo-videos of objects cut from the training clips' frames (not the held-out ones).
+      srcs.append(paste.PasteSource(davis, d.paste_clips, d.paste_length, t.crop_size,
+                                    t.max_objects))
+      repeats.append(1)
       divisors.append(1)
     if d.yvos_root:
       srcs.append(sources.VideoFolderSource(d.yvos_root, 'youtube-vos',

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from memvos_jax.models.decoder import Decoder
 from memvos_jax.models.layers import FeatureFusionBlock, conv
-from memvos_jax.models.resnet import ResNet
+from memvos_jax.models import backbones
 
 
 class KeyEncoder(nn.Module):
@@ -23,7 +23,7 @@ class KeyEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, image):  # [B, H, W, 3] normalised
-    f16, f8, f4 = ResNet(self.backbone, name='key_encoder')(image)
+    f16, f8, f4 = backbones.build(self.backbone, name='key_encoder')(image)
     k16 = conv(self.key_dim, 3, name='key_proj')(f16)       # [B, h, w, Ck]
     f16_thin = conv(self.value_dim, 3, name='key_comp')(f16)  # [B, h, w, Cv]
     return k16, f16_thin, f16, f8, f4
@@ -43,13 +43,16 @@ class ValueEncoder(nn.Module):
     x = jnp.concatenate([
         jnp.broadcast_to(image, (k,) + image.shape),
         masks[..., None], others[..., None]], axis=-1)              # [K, H, W, 5]
-    x, _, _ = ResNet(self.backbone, conv_bias=True, name='backbone')(x)
+    x, _, _ = backbones.build(self.backbone, conv_bias=True, name='backbone')(x)
     return FeatureFusionBlock(self.value_dim, name='fuser')(x, key_f16[None])  # [K, h, w, Cv]
 
 
 class STCN(nn.Module):
   """The three entry points used by inference and training."""
   family = 'stcn'   # memvos_jax.families entry (not a field)
+  # Backbones that ImageNet weights can initialise: encoder -> (variable path, network key).
+  encoders = {'key': (('key', 'key_encoder'), 'key_backbone'),
+              'value': (('value', 'backbone'), 'value_backbone')}
   key_backbone: str = 'resnet50'
   value_backbone: str = 'resnet18'
   key_dim: int = 64

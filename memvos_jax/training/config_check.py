@@ -8,9 +8,12 @@ Every problem raises ``InputError('config.<key>', problem)``.
 """
 
 import os
+import re
 
 from memvos_jax.errors import InputError
-from memvos_jax.models.resnet import _ARCH
+from memvos_jax.convert import imagenet
+from memvos_jax.families import loading
+from memvos_jax.models import backbones
 
 
 def _need(ok: bool, key: str, problem: str):
@@ -45,7 +48,8 @@ def check(config, num_devices: int, num_processes: int = 1):
   t, d, n = config.training, config.data, config.network
   _need(config.model == 'stcn', 'model', f'unknown model {config.model!r} (known: stcn)')
   for key in ('key_backbone', 'value_backbone'):
-    _need(n[key] in _ARCH, f'network.{key}', f'{n[key]!r} is not one of {sorted(_ARCH)}')
+    _need(n[key] in backbones.SPECS, f'network.{key}',
+          f'{n[key]!r} is not one of {sorted(backbones.SPECS)}')
   _need(n.key_dim > 0, 'network.key_dim', 'must be > 0')
   _need(n.value_dim >= 16 and n.value_dim % 16 == 0, 'network.value_dim',
         f'{n.value_dim} must be a positive multiple of 16 (CBAM reduction)')
@@ -98,8 +102,27 @@ def check(config, num_devices: int, num_processes: int = 1):
   for key in ('davis_root', 'yvos_root', 'static_root'):
     if d[key]:
       _need(os.path.isdir(d[key]), f'data.{key}', f'folder {d[key]} does not exist')
+  for root in filter(None, (r.strip() for r in d.davis_extra_roots.split(','))):
+    _need(os.path.isdir(root), 'data.davis_extra_roots', f'folder {root} does not exist')
+  _need(d.paste_clips >= 0 and d.paste_length >= 2, 'data.paste_clips',
+        'paste_clips must be >= 0 and paste_length >= 2')
+  _need(not d.paste_clips or d.davis_root or d.davis_extra_roots, 'data.paste_clips',
+        'pasted pseudo-videos are cut from DAVIS clips: set data.davis_root')
   if t.stage == 0 and (d.davis_root or d.yvos_root):
     raise InputError('config.training.stage', 'stage 0 trains on data.static_root only; '
                      'unset data.davis_root/yvos_root or use stage 3')
   if config.checkpoint:
     _need(os.path.exists(config.checkpoint), 'checkpoint', f'{config.checkpoint} does not exist')
+    _need(not t.backbone_init, 'training.backbone_init',
+          'is set together with config.checkpoint (whole-model weights); set one of them '
+          '(--config.checkpoint= starts from random weights)')
+  if t.freeze:
+    try:
+      re.compile(t.freeze)
+    except re.error as e:
+      raise InputError('config.training.freeze', f'{t.freeze!r} is not a regex: {e}') from None
+  if t.backbone_init:
+    encoders = getattr(type(loading.build_model(config)), 'encoders', {})
+    for enc, path in imagenet.parse(t.backbone_init, encoders).items():
+      _need(os.path.isfile(path), 'training.backbone_init',
+            f'{path} ({enc} encoder) does not exist')

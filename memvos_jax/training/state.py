@@ -6,6 +6,7 @@ and a step decay (``MultiStepLR``): the official STCN optimiser. Only
 carried unchanged), as the official network always runs in eval mode.
 """
 
+import re
 from typing import Any
 
 import flax.struct
@@ -39,10 +40,22 @@ def lr_schedule(config):
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
-  return optax.chain(
+  """Adam with L2 decay and the step schedule; parameters matching ``training.freeze`` stay fixed."""
+  adam = optax.chain(
       optax.add_decayed_weights(config.training.weight_decay),
       optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
       optax.scale_by_learning_rate(lr_schedule(config)))
+  if not config.training.get('freeze', ''):
+    return adam
+  pattern = re.compile(config.training.freeze)
+
+  def labels(params):   # 'frozen' where the path 'a/b/c/' matches the regex (re.match)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: 'frozen' if pattern.match(
+            '/'.join(str(getattr(k, 'key', k)) for k in path) + '/') else 'train', params)
+  # Frozen parameters get no update at all (not even the decay), and XLA drops their
+  # gradients, so the backward pass stops where the first trained layer begins.
+  return optax.multi_transform({'train': adam, 'frozen': optax.set_to_zero()}, labels)
 
 
 def init_variables(config, model):

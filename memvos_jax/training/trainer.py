@@ -27,6 +27,7 @@ import tqdm
 
 from memvos_jax.families import loading
 from memvos_jax.data import sampling
+from memvos_jax.convert import imagenet
 from memvos_jax.training import bn_init, checkpointing, config_check, distributed, evaluation
 from memvos_jax.training import update as update_lib
 from memvos_jax.training import state as state_lib
@@ -76,6 +77,10 @@ def train(config, workdir: str, devices=None) -> dict:
       # The whole global batch 0 on every process, so that all set the same statistics.
       first = ds[0] if jax.process_count() == 1 else sampling.make_dataset(config, 0, 1)[0][0]
       variables = bn_init.calibrate(model, variables, first)
+    if t.backbone_init:   # ImageNet backbones: their weights and BatchNorm statistics
+      variables, lines = imagenet.apply_backbone_init(config, model, variables)
+      for line in lines if lead else ():
+        _log(line)
     state = jax.jit(lambda v: state_lib.create_state(v, optimizer),
                     out_shardings=state_sh)(variables)
     del variables
