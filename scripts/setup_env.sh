@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv with Python >= 3.12 (newest jax needs it), install requirements-dev.txt and the repo (editable).
+# Create .venv with Python >= 3.12 (newest jax needs it), install requirements-dev.txt at the
+# exact versions of requirements-lock.txt (pip -c: a new jax release cannot change CI's
+# numbers overnight) and the repo (editable).
 # Usage: source scripts/setup_env.sh   (idempotent; sets $PY to the venv's python)
 set -e
 _here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,9 +19,10 @@ fi
 # The repo itself is installed editable (no deps: requirements*.txt has them), so
 # memvos_jax imports from this checkout anywhere, tests and subprocesses included.
 _stamp="$_here/.venv/.requirements-stamp"
-_want="$(cat "$_here/requirements.txt" "$_here/requirements-dev.txt" "$_here/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+_want="$(cat "$_here/requirements.txt" "$_here/requirements-dev.txt" "$_here/requirements-lock.txt" "$_here/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
-  "$_here/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$_here/requirements-dev.txt"
+  "$_here/.venv/bin/python" -m pip install -q --disable-pip-version-check \
+      -r "$_here/requirements-dev.txt" -c "$_here/requirements-lock.txt"
   "$_here/.venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$_here"
   echo "$_want" > "$_stamp"
 fi

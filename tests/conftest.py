@@ -87,3 +87,4 @@ LONGEST_FIRST = ('test_multiprocess.py', 'test_sam2_parity.py', 'test_default_mo
 def pytest_collection_modifyitems(items):
   rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
   items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: order kept within
+

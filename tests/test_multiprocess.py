@@ -286,3 +286,27 @@ def test_bad_launches_fail_with_one_line(tmp_path):
     line = _error_line(log)
     assert 'config: differs between the 2 processes: training.learning_rate' in line, line
     assert f'(process {i}: {0.0002 if i == 0 else 0.001})' in line, line
+
+
+def test_a_skipped_collective_ends_every_process_with_one_line(tmp_path):
+  """Process 1 skips its first host-side exchange (MEMVOS_SKIP_COLLECTIVE): process 0 waits
+  there, process 1 runs on into the next step's device collectives; each ends, within the
+  collective timeout, with one line naming the step and the call instead of hanging."""
+  work = tmp_path / 'skip'
+  env = dict(os.environ, MEMVOS_SKIP_COLLECTIVE='gather_rows@1')
+  saved = os.environ.copy()
+  os.environ.update(env)          # _launch copies os.environ into the children
+  try:
+    t0 = time.time()
+    procs = _launch(work, tmp_path / 'cache', 2,
+                    extra=['--config.training.collective_timeout=20'])
+    results = _finish(procs, work, timeout=400)
+  finally:
+    os.environ.clear()
+    os.environ.update(saved)
+  lines = [_error_line(log) for _, log in results]
+  assert all(rc == 1 for rc, _ in results), [rc for rc, _ in results]
+  assert 'training stuck at step 1 in gather_rows' in lines[0], lines[0]
+  assert 'process 1 did not reach it' in lines[0], lines[0]
+  assert 'training stuck at step' in lines[1], lines[1]
+  print(f'both ended after {time.time() - t0:.0f} s:', *lines, sep='\n')

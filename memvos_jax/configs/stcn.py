@@ -127,6 +127,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.num_processes = 0         # 0: detected
   t.process_id = -1           # -1: detected; the only key that may differ between processes
   t.initialization_timeout = 300   # seconds to wait for every process to connect / compile
+  # Seconds a process waits in a host-side exchange (logged indices, config check) for
+  # the others; then every waiting process ends with one line naming the step and call.
+  t.collective_timeout = 600
   # Checkpoints (orbax): every N steps, keep the last K.
   t.checkpoint_every = 5_000
   t.keep_checkpoints = 3

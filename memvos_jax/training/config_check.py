@@ -30,6 +30,7 @@ def check_launch(config):
             '(add --config.training.distributed=True)')
     return
   _need(t.initialization_timeout > 0, 'training.initialization_timeout', 'must be > 0 seconds')
+  _need(t.collective_timeout > 0, 'training.collective_timeout', 'must be > 0 seconds')
   _need(t.num_processes >= 0, 'training.num_processes', 'must be >= 1 (0: detected)')
   _need(t.process_id >= -1, 'training.process_id', 'must be >= 0 (-1: detected)')
   if t.coordinator:

@@ -19,16 +19,28 @@ processes at a barrier of the distributed service before the first step:
 CPU collectives (gloo) give up when the processes set up a new communicator
 more than 30 s apart, and compile times differ (a persistent compilation
 cache hit on one process only, a busy host).
+
+Host-side values (config digests, error flags, the logged sample indices) are
+gathered through the distributed service's key-value store (``allgather``),
+not through a device all-gather: no program to compile and no gloo
+communicator to set up between training steps (a device all-gather there
+hung on a 2-process resume), and every wait has a deadline
+(``training.collective_timeout``). A process that does not arrive in time
+(crashed, or on another code path) ends every waiting process with one line
+naming the step, the call and the process that is missing, instead of a hang.
 """
 
+import base64
 import hashlib
+import io
+import itertools
 import json
 import os
 import sys
 import threading
+import time
 
 import jax
-from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -36,6 +48,11 @@ from memvos_jax.errors import USAGE_EXIT, InputError
 
 _PER_PROCESS = ('training.process_id',)   # the keys that may differ between processes
 _MARGIN_S = 10       # jax's own deadline, after the watchdog's
+_STUCK_EXIT = 1
+_PATIENT_S = 7 * 24 * 3600   # "no deadline" for the key-value store
+# Fault injection for tests: 'CALL@PROCESS' makes that process skip its first CALL.
+_SKIP_ENV = 'MEMVOS_SKIP_COLLECTIVE'
+_state = {'timeout_s': 600, 'seq': itertools.count(), 'skipped': False}
 
 
 def _kwargs(t) -> dict:
@@ -63,14 +80,15 @@ def _timeout_message(t) -> str:
           f'{where} {wait}: does every host run the same command, and reach process 0?')
 
 
-def _give_up(message: str):
+def _give_up(message: str, code: int = USAGE_EXIT):
   sys.stderr.write(f'error: {message}\n')
   sys.stderr.flush()
-  os._exit(USAGE_EXIT)   # the main thread is blocked inside jax's connect
+  os._exit(code)   # the main thread may be blocked inside jax (connect, a collective)
 
 
 def initialize(t):
   """``jax.distributed.initialize`` for ``config.training`` ``t``; a failed connect is one line."""
+  _state['timeout_s'] = t.collective_timeout
   if jax.distributed.is_initialized():    # a second run in the same Python process
     return
   watchdog = threading.Timer(t.initialization_timeout, _give_up, (_timeout_message(t),))
@@ -110,13 +128,13 @@ def check_same_config(config, workdir: str):
   items = {k: v for k, v in _flat(config.to_dict()).items() if k not in _PER_PROCESS}
   items['--workdir'] = json.dumps(str(workdir))
   keys = sorted(items)
-  heads = multihost_utils.process_allgather(
-      np.concatenate([[len(keys)], _digest('\n'.join(keys))]).astype(np.int32))
+  heads = allgather(np.concatenate([[len(keys)], _digest('\n'.join(keys))]).astype(np.int32),
+                    'check_same_config (keys)')
   if not (heads == heads[0]).all():
     raise InputError('config', f'the {n} processes were started with configs of different '
                      'keys (another config file or variant?); start every process with the same '
                      '--config, overrides and --workdir (only training.process_id differs)')
-  table = multihost_utils.process_allgather(np.stack([_digest(items[k]) for k in keys]))
+  table = allgather(np.stack([_digest(items[k]) for k in keys]), 'check_same_config (values)')
   differ = [k for j, k in enumerate(keys) if not (table[:, j] == table[0, j]).all()]
   if differ:
     here = ', '.join(f'{k} (process {jax.process_index()}: {items[k]})' for k in differ[:4])
@@ -133,7 +151,7 @@ def agree(fn):
   except Exception as e:  # any failure must reach the others, or they wait forever
     out, error = None, e
   if jax.process_count() > 1:
-    failed = multihost_utils.process_allgather(np.int32(error is not None))
+    failed = allgather(np.int32(error is not None), 'agree')
     if error is None and failed.any():
       others = ', '.join(str(i) for i in np.flatnonzero(failed))
       raise InputError('training', f'process {others} stopped on bad input (see its log)')
@@ -142,18 +160,120 @@ def agree(fn):
   return out
 
 
-def compile_together(jitted, *args, timeout_s: int):
+def compile_together(jitted, *args, timeout_s: int, step: int | None = None):
   """``jitted`` compiled for ``args``; returns once every process has compiled it."""
   compiled = jitted.lower(*args).compile()
   if jax.process_count() > 1:
-    ocp.multihost.get_barrier_sync_fn()(key='memvos_train_step_compiled',
-                                         timeout_ms=timeout_s * 1000)
+    try:
+      ocp.multihost.get_barrier_sync_fn()(key='memvos_train_step_compiled',
+                                           timeout_ms=timeout_s * 1000)
+    except Exception:  # the service's deadline: a process never compiled (crashed, stuck)
+      _stuck('the barrier after compiling the training step', step, None, timeout_s)
   return compiled
 
 
-def gather_rows(local: np.ndarray) -> np.ndarray:
-  """[k, b] per process -> [k, processes * b]: rows of the global batch, in process order."""
+def gather_rows(local: np.ndarray, step: int | None = None, patient: bool = False) -> np.ndarray:
+  """[k, b] per process -> [k, processes * b]: rows of the global batch, in process order.
+
+  ``patient``: no deadline (the first exchange after process 0 validated alone).
+  """
   if jax.process_count() == 1:
     return local
-  every = multihost_utils.process_allgather(local)            # [processes, k, b]
+  every = allgather(local, 'gather_rows (logged sample indices)', step,
+                    timeout_s=_PATIENT_S if patient else None)   # [processes, k, b]
   return np.concatenate(list(every), axis=1)
+
+
+class Watchdog:
+  """Ends a stuck multi-process step with one line (a no-op with one process).
+
+  ``arm(step, call, seconds)`` starts a deadline for one loop iteration,
+  ``call(name)`` says what the process is doing now, ``disarm()`` stops it.
+  A device collective that never completes (another process crashed or took
+  another path) blocks inside jax where no exception can reach it: a daemon
+  thread then prints ``error: training stuck at step N in CALL ...`` and
+  ends the process.
+  """
+
+  def __init__(self):
+    self.active = jax.process_count() > 1
+    self._deadline, self._seconds, self._step, self._call = None, 0, None, ''
+    if self.active:
+      threading.Thread(target=self._watch, daemon=True).start()
+
+  def arm(self, step: int, call: str, seconds: float):
+    self._step, self._call, self._seconds = step, call, seconds
+    self._deadline = time.monotonic() + seconds
+
+  def call(self, name: str):
+    self._call = name
+
+  def disarm(self):
+    self._deadline = None
+
+  def _watch(self):
+    while True:
+      time.sleep(0.5)
+      deadline = self._deadline
+      if deadline is not None and time.monotonic() > deadline:
+        _give_up(f'training stuck at step {self._step} in {self._call}: no progress for '
+                 f'{self._seconds:.0f}s (training.collective_timeout) on process '
+                 f'{jax.process_index()}; another process is stuck, crashed or on another '
+                 'code path (see its log)', _STUCK_EXIT)
+
+
+def _encode(x: np.ndarray) -> str:
+  buf = io.BytesIO()
+  np.save(buf, np.asarray(x), allow_pickle=False)
+  return base64.b64encode(buf.getvalue()).decode('ascii')
+
+
+def _decode(text: str) -> np.ndarray:
+  return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+
+
+def _stuck(call: str, step, missing, timeout_s):
+  at = f'step {step}' if step is not None else 'start-up'
+  who = f'process {missing} did not reach it' if missing is not None else \
+      'not every process reached it'
+  _give_up(f'training stuck at {at} in {call}: {who} within {timeout_s}s '
+           f'(training.collective_timeout) while process {jax.process_index()} waited there; '
+           'see the other processes\' logs (crashed, or on another code path)', _STUCK_EXIT)
+
+
+def _skip(call: str) -> bool:
+  """The fault injection of ``MEMVOS_SKIP_COLLECTIVE`` (tests only)."""
+  spec = os.environ.get(_SKIP_ENV, '')
+  name, _, proc = spec.rpartition('@')
+  if (not _state['skipped'] and name and call.startswith(name)
+      and proc.isdigit() and int(proc) == jax.process_index()):
+    _state['skipped'] = True
+    return True
+  return False
+
+
+def allgather(value, call: str, step: int | None = None, timeout_s=None) -> np.ndarray:
+  """A host value of every process, stacked in process order: [processes, ...].
+
+  Through the distributed service's key-value store, with a deadline
+  (``training.collective_timeout``): every process must make the same calls in
+  the same order (a sequence number and ``call`` name each exchange).
+  """
+  value = np.asarray(value)
+  n = jax.process_count()
+  if n == 1:
+    return value[None]
+  seq = next(_state['seq'])
+  if _skip(call):
+    return np.stack([value] * n)
+  client = ocp.multihost.get_jax_distributed_client()
+  key = f'memvos/allgather/{seq}/{call}'
+  client.key_value_set(f'{key}/{jax.process_index()}', _encode(value))
+  timeout_s = timeout_s or _state['timeout_s']
+  parts = []
+  for i in range(n):
+    try:
+      parts.append(_decode(client.blocking_key_value_get(f'{key}/{i}', int(timeout_s * 1000))))
+    except Exception:  # DEADLINE_EXCEEDED (jax's error type is not public)
+      _stuck(call, step, i, timeout_s)
+  return np.stack(parts)

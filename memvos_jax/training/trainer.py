@@ -103,14 +103,23 @@ def train(config, workdir: str, devices=None) -> dict:
   pending, last, val, saved = [], None, None, None
   t_start = t_window = time.perf_counter()
   steps_done = 0
+  # Several processes: a step that stops progressing (a collective another process never
+  # joins) ends this one with one line instead of a hang.
+  watchdog = distributed.Watchdog()
+  after_eval = False   # from a validation to the next exchange with process 0
   try:
     for step in range(start + 1, t.num_steps + 1):
+      if after_eval and not lead:   # process 0 validates alone: no deadline until it is back
+        watchdog.disarm()
+      else:
+        watchdog.arm(step, 'the training step', t.collective_timeout + (
+            t.initialization_timeout if step == start + 1 else 0))
       batch = next(data_iter)
       indices = batch.pop('index')
       batch = update_lib.put_batch(batch, mesh)
       if step == start + 1:   # compiled ahead, then every process starts together
         update = distributed.compile_together(update, state, batch,
-                                              timeout_s=t.initialization_timeout)
+                                              timeout_s=t.initialization_timeout, step=step)
       state, metrics = update(state, batch)
       pending.append((step, metrics, indices))
       steps_done += 1
@@ -119,8 +128,12 @@ def train(config, workdir: str, devices=None) -> dict:
         now = time.perf_counter()
         rate = len(pending) / max(now - t_window, 1e-9)
         t_window = now
+        watchdog.call('gather_rows (the logged sample indices)')
         local = np.stack([np.asarray(idx) for _, _, idx in pending])
-        every = distributed.gather_rows(local)      # the global batches' sample indices
+        # The global batches' sample indices (the first exchange after a validation waits
+        # for process 0 as long as the validation takes).
+        every = distributed.gather_rows(local, step, patient=after_eval)
+        after_eval = False
         for (s, m, idx), all_idx in zip(pending, every):
           m = {k: float(v) for k, v in jax.device_get(m).items()}
           m['lr'] = float(schedule(s - 1))
@@ -132,11 +145,15 @@ def train(config, workdir: str, devices=None) -> dict:
         bar.set_postfix(loss=f'{last["loss"]:.4f}', iou=f'{last["iou"]:.3f}',
                         steps_s=f'{rate:.3f}', refresh=False)
       if step % t.checkpoint_every == 0 or step == t.num_steps:
+        watchdog.call('the checkpoint save')
         saved = checkpointing.save(mngr, state, t.batch_size)
         if lead:
           _log(f'step {step}: checkpoint saved: {mngr.directory}/{saved}')
       if t.eval_every and (step % t.eval_every == 0 or step == t.num_steps):
+        watchdog.call('the gather of the variables for validation')
         host = checkpointing.as_numpy(state.variables)   # a collective: on every process
+        watchdog.disarm()   # validation runs on process 0 alone, as long as it takes
+        after_eval = True
         if validator is not None:
           val = validator(host)
           writer.write(step, {f'val/{k}': v for k, v in val.items()}
@@ -144,6 +161,7 @@ def train(config, workdir: str, devices=None) -> dict:
           _log(f'step {step}: held-out J&F {val["J&F"]:.4f} (J {val["J"]:.4f}, '
                f'F {val["F"]:.4f}); copy-first-frame {validator.baseline["J&F"]:.4f}')
   finally:
+    watchdog.disarm()
     bar.close()
     writer.close()
     data_log.close()
