@@ -9,9 +9,10 @@
 
 Without data folders it trains on the embedded synthetic videos (and says so).
 Running the same command again resumes from the newest checkpoint in the
-workdir. ``config.model`` picks the trainer (``families.<model>.trainer``):
-``memvos_jax.training.trainer.train`` (STCN, supervised) or
-``memvos_jax.training.rpm.train`` (RPM-Net, self-supervised). A bad flag
+workdir. ``config.model`` picks the trainer (``registry.trainer``: the model's
+``FAMILY.trainer``): ``memvos_jax.models.stcn.train`` (STCN, supervised, on the
+loop of ``memvos_jax/training/trainer.py``) or ``memvos_jax.models.rpm.train``
+(RPM-Net, self-supervised). A bad flag
 or config (unknown key or variant) is one line and exit code 2, as is bad
 input (a data folder, a checkpoint).
 """
@@ -40,15 +41,15 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   cli_report.one_line_warnings()
   config = cli_report.config_value(_CONFIG)
-  from memvos_jax import outputs
+  from memvos_jax.data import outputs
   from memvos_jax.errors import CheckpointError, InputError
   try:
     outputs.check_writable(_WORKDIR.value)   # before the heavy imports
   except InputError as e:
     cli_report.fail(str(e))
-  from memvos_jax import families
+  from memvos_jax import registry
   try:
-    train = families.train_fn(config.model)
+    train = registry.trainer(config.model)
   except ValueError as e:
     cli_report.fail(f'--config: {e}')
   try:

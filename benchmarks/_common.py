@@ -189,18 +189,18 @@ def resized_frames(work, frames, h, w, tag):
 
 
 def load_config(name):
-  """``memvos_jax.configs.get(name)``: the config's default variant."""
+  """``memvos_jax.registry.config(name)``: the config's default variant."""
   if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-  from memvos_jax import configs  # noqa: E402
-  return configs.get(name)
+  from memvos_jax import registry  # noqa: E402
+  return registry.config(name)
 
 
 def load_model(config_name, npz):
   """(config, model, variables, load seconds) through ``build_model/load_variables``."""
   if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-  from memvos_jax.families.loading import build_model, load_variables  # noqa: E402
+  from memvos_jax.registry import build_model, load_variables  # noqa: E402
   config = load_config(config_name)
   config.checkpoint = str(npz)
   t0 = time.perf_counter()
@@ -210,9 +210,10 @@ def load_model(config_name, npz):
 
 
 def make_segmenter(model, variables, **options):
-  """``ClipSegmenter(model, variables, **options)`` (after ``load_model``)."""
+  """``ClipSegmenter(family, model, variables, **options)`` (after ``load_model``)."""
+  from memvos_jax import registry  # noqa: E402
   from memvos_jax.inference.clip import ClipSegmenter  # noqa: E402
-  return ClipSegmenter(model, variables, **options)
+  return ClipSegmenter(registry.of(model), model, variables, **options)
 
 
 def open_clip(root, name):

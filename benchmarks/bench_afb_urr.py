@@ -67,7 +67,7 @@ def run_child(case, npz, clips_root):
   clip, ann = common.open_clip(REAL if c['real'] else pathlib.Path(clips_root), c['clip'])
   t = common.time_clip(seg, clip, c['repeat'])
   result = t['result']
-  from memvos_jax.inference.afb_urr import slots_for
+  from memvos_jax.models.afb_urr.inference import slots_for
   memory = seg.family.memory_frames(result.frames, {0}, options)
   slots = slots_for(c['budget'], len(ann.labels), ann.size, memory)
   common.emit_result(dict(

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from memvos_jax.models import deform_conv as dc  # noqa: E402
+from memvos_jax.models.rpm import deform_conv as dc  # noqa: E402
 
 LAYERS = {'106': (64, 32, 3), '107': (32, 16, 3), '108': (16, 2, 3), '109': (3, 3, 1)}
 

@@ -38,7 +38,7 @@ def child(args):
   """One run: load, stream ``args.frames[0]`` frames, print a JSON line."""
   sys.path.insert(0, str(REPO))
   from memvos_jax.api import Segmenter
-  from memvos_jax.families.loading import build_model, load_variables
+  from memvos_jax.registry import build_model, load_variables
 
   model, n = args.models[0], args.frames[0]
   h, w = map(int, args.size.split('x'))

@@ -53,7 +53,7 @@ OFFICIAL_OBJECT_FPS = 0.29
 
 def load_params(model):
   if (FIXTURES / 'sam2_random' / 'recipe.json').exists() and model.image_size:
-    from memvos_jax.convert.sam2 import convert
+    from memvos_jax.models.sam2.convert import convert
     return convert(common.fixture_state('sam2_random'), model, source='sam2_random')
   s = model.image_size
   return jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((s, s, 3), jnp.uint8))

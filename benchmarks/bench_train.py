@@ -31,17 +31,19 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   import jax
   import numpy as np
-  from memvos_jax.families.loading import build_model
   from memvos_jax.data import sampling
+  from memvos_jax.models.stcn import FAMILY, loss
+  from memvos_jax.registry import build_model
   from memvos_jax.training import state as state_lib, update as update_lib
 
   c = _CONFIG.value
   t = c.training
   model = build_model(c)
   opt = state_lib.make_optimizer(c)
-  state = state_lib.create_state(state_lib.init_variables(c, model), opt)
+  state = state_lib.create_state(state_lib.init_variables(c, model, FAMILY), opt)
   mesh = update_lib.make_mesh()
-  update, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state))
+  update, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state),
+                                      loss.loss_fn)
   state = jax.device_put(state, sh)
   ds, desc = sampling.make_dataset(c)
   it = sampling.make_iterator(ds, c)

@@ -1,7 +1,7 @@
 """The AFB-URR config for ``--config configs/afb_urr.py[:variant]`` (train.py, eval.py).
 
 The config itself lives in the package, ``memvos_jax/configs/afb_urr.py``
-(``memvos_jax.configs.get('afb_urr', variant)``); its docstring lists the variants.
+(``memvos_jax.registry.config('afb_urr', variant)``); its docstring lists the variants.
 This file only re-exports it so that the command lines keep working.
 """
 

@@ -1,7 +1,7 @@
 """The default model config for ``--config configs/default.py[:variant]`` (train.py, eval.py).
 
 The config itself lives in the package, ``memvos_jax/configs/default.py``
-(``memvos_jax.configs.get('default', variant)``); its docstring lists the variants.
+(``memvos_jax.registry.config('default', variant)``); its docstring lists the variants.
 This file only re-exports it so that the command lines keep working.
 """
 

@@ -1,7 +1,7 @@
 """The RPM-Net config for ``--config configs/rpm.py[:variant]`` (train.py, eval.py).
 
 The config itself lives in the package, ``memvos_jax/configs/rpm.py``
-(``memvos_jax.configs.get('rpm', variant)``); its docstring lists the variants.
+(``memvos_jax.registry.config('rpm', variant)``); its docstring lists the variants.
 This file only re-exports it so that the command lines keep working.
 """
 

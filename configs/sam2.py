@@ -1,7 +1,7 @@
 """The SAM 2.1 config for ``--config configs/sam2.py[:variant]`` (train.py, eval.py).
 
 The config itself lives in the package, ``memvos_jax/configs/sam2.py``
-(``memvos_jax.configs.get('sam2', variant)``); its docstring lists the variants.
+(``memvos_jax.registry.config('sam2', variant)``); its docstring lists the variants.
 This file only re-exports it so that the command lines keep working.
 """
 

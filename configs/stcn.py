@@ -1,7 +1,7 @@
 """The STCN config for ``--config configs/stcn.py[:variant]`` (train.py, eval.py).
 
 The config itself lives in the package, ``memvos_jax/configs/stcn.py``
-(``memvos_jax.configs.get('stcn', variant)``); its docstring lists the variants.
+(``memvos_jax.registry.config('stcn', variant)``); its docstring lists the variants.
 This file only re-exports it so that the command lines keep working.
 """
 

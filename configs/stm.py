@@ -1,7 +1,7 @@
 """The STM config for ``--config configs/stm.py[:variant]`` (train.py, eval.py).
 
 The config itself lives in the package, ``memvos_jax/configs/stm.py``
-(``memvos_jax.configs.get('stm', variant)``); its docstring lists the variants.
+(``memvos_jax.registry.config('stm', variant)``); its docstring lists the variants.
 This file only re-exports it so that the command lines keep working.
 """
 

@@ -1,12 +1,13 @@
 """memvos_jax: memory-network video object segmentation in JAX/Flax.
 
-Layout, lower layers first: ``models/`` (networks on one backbone and
-decoder family), ``memory/`` (static-shape memory bank and read),
-``inference/`` (the shared scan core, one per-frame core per model, the
-clip driver), ``convert/`` (official checkpoints), ``families/`` (one
-declaration per model; building and loading), then ``api.py``, the
-command-line apps and ``training/``; ``data/`` (clip folders and training
-sources), ``weights/`` (the shipped default model).
+Layout (docs/architecture.md), lower layers first: the shared parts
+``nn/`` (layers, backbones, decoder), ``memory/`` (static-shape memory bank
+and reads), ``data/`` and ``metrics/``, ``convert/`` (checkpoint machinery),
+``inference/`` (the scan core and the clip driver), ``training/`` (the
+training loop); then one folder per model, ``models/<name>/`` (network,
+per-frame step, converter, training pieces, its ``FAMILY``); ``registry``
+(the one list of models); ``api.py`` and the command-line ``apps/``.
+``configs/`` holds the configs, ``weights/`` the shipped default model.
 
 ``memvos_jax.load()`` is the shipped default model; ``memvos_jax.load('stcn',
 'stcn.pth')`` an official checkpoint.

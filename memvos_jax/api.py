@@ -17,10 +17,9 @@ import sys
 
 import numpy as np
 
-from memvos_jax import array_inputs
-from memvos_jax import configs
+from memvos_jax import registry
+from memvos_jax.data import array_inputs
 from memvos_jax.errors import InputError
-from memvos_jax.families.loading import build_model, load_variables
 from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.inference.core import FrameInput
 from memvos_jax.inference.objects import ObjectSlots
@@ -29,12 +28,13 @@ from memvos_jax.inference.objects import ObjectSlots
 class Segmenter:
   """A model with its weights and inference settings."""
 
-  def __init__(self, model, variables, memory_capacity=0, chunk=1, **options):
-    """``options``: the model's inference settings (STCN: mem_every=5, top_k=20)."""
+  def __init__(self, model, variables, memory_capacity=0, chunk=1, family=None, **options):
+    """``options``: the model's inference settings (STCN: mem_every, top_k); ``family``:
+    the model's ``Family`` (default: the registry's for the network's class)."""
     self.model, self.variables = model, variables
     self.memory_capacity = memory_capacity
-    self.clip = ClipSegmenter(model, variables, memory_capacity=memory_capacity,
-                              chunk=chunk, **options)
+    self.clip = ClipSegmenter(family or registry.of(model), model, variables,
+                              memory_capacity=memory_capacity, chunk=chunk, **options)
 
   def segment(self, frames, masks: dict[int, np.ndarray]) -> np.ndarray:
     """frames [T, H, W, 3] uint8 RGB (or floats in [0, 1]); masks {frame index: [H, W]
@@ -121,23 +121,23 @@ def load(model: str = 'default', checkpoint: str = '', variant: str | None = Non
   ``load()`` is the default model (``memvos_jax/configs/default.py``: a small
   STCN trained on real DAVIS video, weights shipped in ``memvos_jax/weights``).
   Other names (``stcn``, ``stm``, ``afb_urr``, ``sam2``, ``rpm``) take their
-  config ``memvos_jax.configs.get(model)``; ``variant`` picks
+  config ``memvos_jax.registry.config(model)``; ``variant`` picks
   ``configs/<model>.py:<variant>`` (e.g. a ``tiny`` training checkpoint).
   ``settings`` override the config's ``inference`` entries (e.g. ``mem_every``,
   ``top_k``, ``memory_capacity``, ``size``) and ``chunk`` (default 1). Which
   weights are used is printed to stderr (``quiet=True``: not printed;
   ``Segmenter.weights`` says it too).
   """
-  if model not in configs.names():
-    raise InputError(f'model {model!r}', f'unknown model (known: {", ".join(configs.names())})')
-  module = configs.module(model)
+  if model not in registry.names():
+    raise InputError(f'model {model!r}', f'unknown model (known: {", ".join(registry.names())})')
+  module = registry.config_module(model)
   config = module.get_config(variant) if variant else module.get_config()
   if checkpoint or model != 'default':
     config.checkpoint = checkpoint
   elif not config.checkpoint:
     raise InputError(getattr(module, 'WEIGHTS', module.__file__), 'the default model\'s '
                      'weights are missing from this installation')
-  net = build_model(config)
+  net = registry.build_model(config)
   options = config.inference.to_dict()
   options.pop('max_objects', None)
   options['chunk'] = 1
@@ -147,7 +147,8 @@ def load(model: str = 'default', checkpoint: str = '', variant: str | None = Non
   options.update(settings)
   if 'dtype' in settings:     # load_variables sets up bf16 kernels before JAX starts
     config.inference.dtype = settings['dtype']
-  seg = Segmenter(net, load_variables(config, net), **options)
+  seg = Segmenter(net, registry.load_variables(config, net), family=registry.get(model),
+                  **options)
   seg.weights = config.checkpoint or 'random initialisation (no checkpoint given)'
   if not quiet:
     name = 'default model (STCN, small, trained on DAVIS-2016)' if model == 'default' else model

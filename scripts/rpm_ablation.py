@@ -34,13 +34,13 @@ sys.path.insert(0, str(REPO))
 
 from memvos_jax.configs import rpm as rpm_config  # noqa: E402
 from memvos_jax import metrics  # noqa: E402
-from memvos_jax.convert import rpm as convert_rpm  # noqa: E402
-from memvos_jax.families.loading import build_model  # noqa: E402
+from memvos_jax.registry import build_model  # noqa: E402
 from memvos_jax.inference.clip import ClipSegmenter  # noqa: E402
 from memvos_jax.data import frame_pairs, video_folder  # noqa: E402
 from memvos_jax.metrics import summary  # noqa: E402
-from memvos_jax.models import rpm  # noqa: E402
-from memvos_jax.training import rpm as rpm_train  # noqa: E402
+from memvos_jax.models import rpm as rpm_model  # noqa: E402
+from memvos_jax.models.rpm import convert as convert_rpm  # noqa: E402
+from memvos_jax.models.rpm import modeling as rpm  # noqa: E402
 
 REAL = REPO.parent / 'shared' / 'data' / 'real_clips'
 MATCHINGS = {
@@ -105,7 +105,7 @@ def copy_first(clip, gt_masks):
 def propagate_with(config, variables, **settings):
   model = build_model(config)
   options = dict(config.inference.to_dict(), **settings)
-  seg = ClipSegmenter(model, variables, **options)
+  seg = ClipSegmenter(rpm_model.FAMILY, model, variables, **options)
   def predict(clip, gt_masks):
     preds = {}
     seg.segment(clip, None, on_frame=lambda i, ids, probs: preds.__setitem__(i, ids))
@@ -196,7 +196,7 @@ def main():
         row.update(json.loads(weights.with_suffix('.json').read_text()))
       else:
         tic = time.perf_counter()
-        variables, history = rpm_train.train(config, log=lambda s: None, variables=init)
+        variables, history = rpm_model.train(config, log=lambda s: None, variables=init)
         meta = {'train_seconds': round(time.perf_counter() - tic, 1), 'history': history}
         weights.parent.mkdir(exist_ok=True)
         convert_rpm.save_npz(weights, variables)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memvos_jax.inference import core
-from memvos_jax.models import STCN
+from memvos_jax.models.stcn import STCN
 
 
 def tiny_stcn(size, k, init_size=None):

@@ -19,15 +19,16 @@ import numpy as np
 
 import memvos_jax
 from conftest import need_shared, official_npz, official_state
-from memvos_jax import families
-from memvos_jax.convert.sam2 import convert as convert_sam2
+from memvos_jax import registry
 from memvos_jax.data import video_folder
-from memvos_jax.families.loading import convert_file
 from memvos_jax.inference import core
 from memvos_jax.inference.clip import ClipSegmenter
-from memvos_jax.models import STCN
+from memvos_jax.models import stcn as stcn_model
 from memvos_jax.models.sam2 import SAM2
-from memvos_jax.sam2_predictor import Sam2Predictor
+from memvos_jax.models.sam2.convert import convert as convert_sam2
+from memvos_jax.models.sam2.predictor import Sam2Predictor
+from memvos_jax.models.stcn import STCN
+from memvos_jax.registry import convert_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +65,7 @@ def stcn(checkpoint) -> BikeRun:
   clip = _bike()
   expected = load_expected('stcn_random')
   model = STCN()
-  seg = ClipSegmenter(model, convert_file(str(npz), 'stcn', model),
+  seg = ClipSegmenter(stcn_model.FAMILY, model, convert_file(str(npz), 'stcn', model),
                       mem_every=int(expected['mem_every']),
                       top_k=int(expected['top_k']), chunk=4, return_probs=True)
   got = {}
@@ -79,7 +80,7 @@ def stm(checkpoint) -> BikeRun:
   clip = _bike()
   seg = memvos_jax.load('stm', str(npz))           # the Python API's loading path
   assert seg.clip.family.name == 'stm'
-  clip_seg = ClipSegmenter(seg.model, seg.variables, chunk=4, return_probs=True,
+  clip_seg = ClipSegmenter(seg.clip.family, seg.model, seg.variables, chunk=4, return_probs=True,
                            mem_every=int(expected['mem_every']))
   got = {}
   clip_seg.segment(clip, on_frame=lambda i, ids, probs: got.__setitem__(i, (ids, probs)))
@@ -92,7 +93,7 @@ def afb_urr(checkpoint) -> BikeRun:
   extra: 'banks' (t -> the bank's counters after frame t), 'state' (the final state).
   """
   del checkpoint                 # the converted state is used directly, no .npz
-  family = families.get('afb_urr')
+  family = registry.get('afb_urr')
   model = family.build()
   variables = family.convert(official_state('afb_urr_random'), model, source='afb_urr_random')
   clip = _bike()

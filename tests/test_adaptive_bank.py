@@ -303,8 +303,9 @@ def test_frame_bank_lfu_evicts_least_used_per_age():
 @pytest.mark.slow   # compiles the tiny STCN twice: ~40 s
 def test_stcn_with_lfu_eviction_is_a_settings_switch():
   """STCN's frame bank with eviction='lfu': the least used unpinned frame goes, not the oldest."""
-  from memvos_jax import configs
-  from memvos_jax.inference import core, stcn as stcn_core
+  from memvos_jax import registry
+  from memvos_jax.inference import core
+  from memvos_jax.models.stcn import inference as stcn_core
   h, w, k = 32, 48, 1
   model, variables = tiny_stcn((h, w), k)
   images = random_frames(4, (h, w))
@@ -327,7 +328,7 @@ def test_stcn_with_lfu_eviction_is_a_settings_switch():
   assert kept == {'fifo': [0, 2, 3], 'lfu': [0, 1, 3]}
   with pytest.raises(ValueError, match='eviction'):
     stcn_core.InferenceSettings(eviction='lru')
-  assert configs.get('stcn').inference.eviction == 'fifo'      # default unchanged
+  assert registry.config('stcn').inference.eviction == 'fifo'      # default unchanged
 
 
 @pytest.mark.parametrize('offset, merged', [(0.0, 0), (-1e-6, 1)])

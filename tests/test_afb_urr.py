@@ -15,12 +15,12 @@ from PIL import Image
 from conftest import REPO, need_shared
 from conftest import official_state as rebuild_state
 from helpers import numpy_variables, random_frames
-from memvos_jax import api, families
-from memvos_jax.inference import core
-from memvos_jax.convert import afb_urr as convert_afb
+from memvos_jax import api, registry
 from memvos_jax.errors import CheckpointError
+from memvos_jax.inference import core
 from memvos_jax.memory import adaptive
-from memvos_jax.models import urr
+from memvos_jax.models.afb_urr import convert as convert_afb
+from memvos_jax.models.afb_urr import urr
 
 H, W, K = 64, 96, 2
 N = (H // 16) * (W // 16)          # memory positions per frame
@@ -57,7 +57,7 @@ def test_confidence_loss_is_the_official_norm():
 @functools.lru_cache(maxsize=None)
 def _model():
   """AFB-URR with He-random weights drawn in numpy (model.init of ResNet-50 x2 is slow)."""
-  family = families.get('afb_urr')
+  family = registry.get('afb_urr')
   model = family.build()
 
   def fill(name, shape, rng):
@@ -92,7 +92,7 @@ SETTINGS = dict(budget=3 * 60, thres_close=0.999, return_probs=True)
 
 def _run(t, chunk, intro=((0, 1), (3, 2)), **options):
   model, variables = _model()
-  family = families.get('afb_urr')
+  family = registry.get('afb_urr')
   settings = family.make_settings(**{**SETTINGS, **options}, chunk=chunk,
                                   capacity=family.memory_frames(t, {0}, {}))
   images, annotation, given = _clip(t, intro)
@@ -247,7 +247,7 @@ def test_official_release_container_and_bare_state_dict_convert_alike(official_s
   """The release is {'epoch', 'model': state_dict, 'loss', 'seed', 'optimizer'} (torch.save)."""
   import collections
   from test_torch_pickle import _Archive        # torch.save-format writer without torch
-  from memvos_jax.families.loading import convert_file
+  from memvos_jax.registry import convert_file
   ar = _Archive()
   sd = collections.OrderedDict((k, ar.tensor(v)) for k, v in official_state.items())
   ar.write(tmp_path / 'afb_urr.pth', {

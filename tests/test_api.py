@@ -76,7 +76,8 @@ def test_stream_matches_eval_folder_run_with_object_added_at_frame_5(tmp_path):
     im.putpalette(video_folder.davis_palette())
     im.save(ann_dir / f'{i:05d}.png')
   seg = _segmenter()
-  folder = ClipSegmenter(seg.model, seg.variables, mem_every=2, memory_capacity=6, chunk=4)
+  folder = ClipSegmenter(seg.clip.family, seg.model, seg.variables, mem_every=2,
+                         memory_capacity=6, chunk=4)
   got = {}
   folder.segment(video_folder.find_clips(tmp_path, ['clip'])[0],
                  on_frame=lambda i, ids, probs: got.__setitem__(i, ids))

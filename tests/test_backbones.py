@@ -18,7 +18,7 @@ from memvos_jax.convert import imagenet
 from memvos_jax.convert.common import torch_to_flax
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.errors import CheckpointError, InputError
-from memvos_jax.models import backbones
+from memvos_jax.nn import backbones
 from memvos_jax.models.stcn import STCN
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / 'shared'

@@ -2,7 +2,7 @@
 
 Each table row is one bad input given to eval.py, the segment CLI
 (``python -m memvos_jax segment``), train.py, the J&F evaluation
-(``python -m memvos_jax.evaluate``) or the Python API (``memvos_jax.load``).
+(``python -m memvos_jax evaluate``) or the Python API (``memvos_jax.load``).
 A command must exit with the stated code and print the problem as one
 ``error:`` line naming the file or key, with no traceback; an API call must
 raise the stated exception with a one-line message. The eval.py rows share
@@ -253,7 +253,7 @@ def small_root(tmp_path_factory):
 def torch_state(tmp_path_factory, seg):
   """The default network's weights written in the official STCN (torch) naming."""
   import flax
-  from memvos_jax.convert import stcn
+  from memvos_jax.models.stcn import convert as stcn
   from memvos_jax.convert.common import torch_name
   state = {}
   for path, v in flax.traverse_util.flatten_dict(seg.variables).items():

@@ -24,6 +24,7 @@ import pytest
 from helpers import random_frames, tiny_stcn
 from memvos_jax.data.video_folder import davis_palette
 from memvos_jax.inference.clip import ClipSegmenter
+from memvos_jax.models.stcn import FAMILY
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 AGREE = 0.999    # share of pixels batch == one by one (see above)
@@ -45,7 +46,7 @@ def _clips(size):
 def test_batch_equals_one_by_one():
   size = (32, 48)
   model, variables = tiny_stcn(size, 3)
-  seg = ClipSegmenter(model, variables, chunk=4, mem_every=2)
+  seg = ClipSegmenter(FAMILY, model, variables, chunk=4, mem_every=2)
   clips = _clips(size)
   one = [seg.segment_arrays(f, m) for f, m in clips]
   traces = seg.trace_count
@@ -60,7 +61,7 @@ def test_batch_equals_one_by_one():
 
 def test_batch_groups_clips_by_size():
   model, variables = tiny_stcn((32, 48), 2)
-  seg = ClipSegmenter(model, variables, chunk=4)
+  seg = ClipSegmenter(FAMILY, model, variables, chunk=4)
   a, b = _clips((32, 48))[:2]
   c = _clips((48, 32))[0]
   outs = seg.segment_arrays_batch([a, c, b])

@@ -16,31 +16,34 @@ import pytest
 import memvos_jax
 from conftest import need_shared
 from helpers import random_clip, tiny_stcn
-from memvos_jax import families
+from memvos_jax import registry
 from memvos_jax.data import video_folder
-from memvos_jax.inference import core, stcn
+from memvos_jax.inference import core
 from memvos_jax.inference.clip import ClipSegmenter
+from memvos_jax.models import stcn
+from memvos_jax.models.stcn import inference as stcn_core
 
 
 def test_unknown_dtype_and_float32_only_models_are_refused():
   with pytest.raises(ValueError, match="inference.dtype='float16'"):
-    stcn.InferenceSettings(dtype='float16')
+    stcn_core.InferenceSettings(dtype='float16')
   for name in ('rpm', 'sam2'):
     with pytest.raises(ValueError, match='float32 only'):
-      families.get(name).make_settings(dtype='bfloat16')
+      registry.get(name).make_settings(dtype='bfloat16')
 
 
 def test_bf16_program_computes_in_bf16_and_returns_float32():
   model, variables = tiny_stcn((32, 48), 2)
   images, annotation, given = random_clip(3, (32, 48), 2)
   masks = {0: annotation[0]}
-  seg = ClipSegmenter(model, variables, chunk=4, return_probs=True, dtype='bfloat16')
+  seg = ClipSegmenter(stcn.FAMILY, model, variables, chunk=4, return_probs=True,
+                      dtype='bfloat16')
   cast = seg.variables_for('bfloat16')
   kernels = [a for a in jax.tree.leaves(cast) if a.ndim == 4]
   assert kernels and all(a.dtype == jnp.bfloat16 for a in kernels)
   assert seg.variables_for('float32') is variables
   settings = seg.settings(2)
-  state = families.get('stcn').init_state(model, settings, 2, (32, 48))
+  state = registry.get('stcn').init_state(model, settings, 2, (32, 48))
   assert state.bank.keys.dtype == jnp.bfloat16 and state.bank.values.dtype == jnp.bfloat16
   got = {}
   seg.run([(0, images)], masks, 3, (32, 48), lambda i, ids, p: got.__setitem__(i, (ids, p)))

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from memvos_jax.checkpoint import restore_variables, save_variables
-from memvos_jax.families.loading import convert_file
+from memvos_jax.convert.checkpoint import restore_variables, save_variables
 from memvos_jax.convert.common import flax_module_path
-from memvos_jax.convert.stcn import abstract_variables, convert
 from memvos_jax.errors import CheckpointError, InputError
-from memvos_jax.models import STCN
+from memvos_jax.models.stcn import STCN
+from memvos_jax.models.stcn.convert import abstract_variables, convert
+from memvos_jax.registry import convert_file
 
 
 def test_module_path_joins_indices():

@@ -1,4 +1,5 @@
-"""memvos_jax.evaluate against numbers recorded from the official davis2017-evaluation.
+"""``python -m memvos_jax evaluate`` against numbers recorded from the official
+davis2017-evaluation.
 
 tests/data/davis_eval holds a small DAVIS-layout set (ground truth from the real
 bike/judo annotations plus synthetic one-pixel, border, void, empty-result and
@@ -58,7 +59,7 @@ def test_matches_official_values(set_name):
 
 
 def _run_cli(results, set_name, *extra):
-  cmd = [sys.executable, '-m', 'memvos_jax.evaluate', '--davis_path', str(DAVIS),
+  cmd = [sys.executable, '-m', 'memvos_jax', 'evaluate', '--davis_path', str(DAVIS),
          '--results_path', str(results), '--set', set_name, *extra]
   return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
 

@@ -13,13 +13,14 @@ import pytest
 from PIL import Image
 
 import memvos_jax
-from memvos_jax import checkpoint
-from memvos_jax.families.loading import build_model, load_variables
-from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.configs import default as default_config
+from memvos_jax.convert import checkpoint
 from memvos_jax.data import sampling, sources, video_folder
 from memvos_jax.errors import CheckpointError, InputError
-from memvos_jax.training import evaluation, trainer
+from memvos_jax.inference.clip import ClipSegmenter
+from memvos_jax.models import stcn
+from memvos_jax.registry import build_model, load_variables
+from memvos_jax.training import evaluation
 
 from conftest import REPO, need_shared
 
@@ -88,7 +89,7 @@ def test_training_reads_davis2016_and_validates_on_heldout(tmp_path):
     c.training.progress = False
   ds, desc = sampling.make_dataset(c, 0, 1)
   assert desc == 'davis (2 videos x5), synthetic (2 videos)'
-  summary = trainer.train(c, str(tmp_path / 'run'))
+  summary = stcn.train(c, str(tmp_path / 'run'))
   assert summary['steps'] == 2
   assert 0.0 <= summary['validation']['J&F'] <= 1.0
   # The baseline is scored on 'gamma' at its native size: copying the first
@@ -142,8 +143,7 @@ def test_default_model_beats_copying_the_first_mask_on_real_clips():
   c = default_config.get_config()
   clips = evaluation.heldout_davis(str(root), sampling.heldout_names(c), c.inference.size)
   model = build_model(c)
-  seg = ClipSegmenter(model, load_variables(c, model),
-                               **c.inference.to_dict())
+  seg = ClipSegmenter(stcn.FAMILY, model, load_variables(c, model), **c.inference.to_dict())
   validator = evaluation.Validator.__new__(evaluation.Validator)
   validator.clips, validator.seg = clips, seg
   ours = validator(seg.variables)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memvos_jax.models import deform_conv as dc
+from memvos_jax.models.rpm import deform_conv as dc
 
 
 def _bilinear_ref(img, y, x):

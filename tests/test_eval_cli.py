@@ -90,8 +90,9 @@ def test_eval_bad_checkpoint_and_config(tmp_path):
 @pytest.mark.slow   # builds and compiles the tiny STCN: ~50 s
 def test_dense_ground_truth_is_not_fed_back(tmp_path):
   """DAVIS trainval has a mask for every frame: only the first one is input."""
-  from memvos_jax.inference.clip import ClipSegmenter
   from memvos_jax.data import video_folder
+  from memvos_jax.inference.clip import ClipSegmenter
+  from memvos_jax.models import stcn
   root = tmp_path / 'data'
   _, ann_dir = _clip(root, 'dense', frames=4, davis=True)
   m = np.zeros((32, 48), np.uint8)
@@ -101,7 +102,7 @@ def test_dense_ground_truth_is_not_fed_back(tmp_path):
     im.putpalette(davis_palette())
     im.save(ann_dir / f'{i:05d}.png')
   model, variables = tiny_stcn((32, 48), 2)
-  seg = ClipSegmenter(model, variables, chunk=2)
+  seg = ClipSegmenter(stcn.FAMILY, model, variables, chunk=2)
   got = {}
   seg.segment(video_folder.find_clips(root, ['dense'])[0],
               on_frame=lambda i, ids, probs: got.__setitem__(i, ids))

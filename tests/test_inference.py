@@ -5,7 +5,8 @@ import functools
 import numpy as np
 import pytest
 
-from memvos_jax.inference import core, stcn as stcn_core
+from memvos_jax.inference import core
+from memvos_jax.models.stcn import inference as stcn_core
 
 from helpers import random_clip, run_chunks, tiny_stcn
 

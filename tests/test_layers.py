@@ -1,4 +1,4 @@
-"""Shared layers (memvos_jax.models.layers) against their straightforward forms."""
+"""Shared layers (memvos_jax.nn.layers) against their straightforward forms."""
 
 import flax.linen as nn
 import jax
@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memvos_jax.models.layers import avg_pool, max_pool
+from memvos_jax.nn.layers import avg_pool, max_pool
 
 
 def _reduce_window(x):

@@ -25,7 +25,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from memvos_jax.checkpoint import restore_variables
+from memvos_jax.convert.checkpoint import restore_variables
 from memvos_jax.configs.stcn import get_config
 from memvos_jax.errors import InputError
 from memvos_jax.training import checkpointing, config_check

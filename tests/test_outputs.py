@@ -1,10 +1,10 @@
-"""Output folders that are complete or absent (memvos_jax.outputs)."""
+"""Output folders that are complete or absent (memvos_jax.data.outputs)."""
 
 import os
 
 import pytest
 
-from memvos_jax import outputs
+from memvos_jax.data import outputs
 from memvos_jax.errors import InputError
 
 

@@ -9,12 +9,13 @@ import pytest
 from PIL import Image
 
 from helpers import random_frames
-from memvos_jax import families
-from memvos_jax.convert import rpm as convert_rpm
+from memvos_jax import registry
 from memvos_jax.errors import CheckpointError
 from memvos_jax.inference import core
 from memvos_jax.inference.clip import ClipSegmenter
-from memvos_jax.models import rpm
+from memvos_jax.models.rpm import FAMILY
+from memvos_jax.models.rpm import convert as convert_rpm
+from memvos_jax.models.rpm import modeling as rpm
 
 H, W = 60, 100          # padded (centred) to 64 x 128
 
@@ -48,9 +49,9 @@ def _frames(t, seed=0):
 
 
 def test_family_is_registered():
-  fam = families.get('rpm')
+  fam = registry.get('rpm')
   model, _ = _net()
-  assert families.of(model) is fam
+  assert registry.of(model) is fam
   assert fam.memory_frames(100, {0}, {}) == 1
   with pytest.raises(TypeError):
     fam.make_settings(mem_every=5)
@@ -58,7 +59,7 @@ def test_family_is_registered():
 
 def test_zero_displacement_keeps_the_mask_exactly():
   model, variables = _net()
-  seg = ClipSegmenter(model, _with_offset(variables, 0.0, 0.0), chunk=3)
+  seg = ClipSegmenter(FAMILY, model, _with_offset(variables, 0.0, 0.0), chunk=3)
   first = _first_mask()
   first[30, 40:44] = 2          # a one-pixel-thin part survives at full resolution
   out = seg.segment_arrays(_frames(7), {0: first})
@@ -71,8 +72,8 @@ def test_zero_displacement_keeps_the_mask_exactly():
                                                   ('hard', 'stride4')])
 def test_constant_displacement_moves_the_mask(propagate, resolution):
   model, variables = _net()
-  seg = ClipSegmenter(model, _with_offset(variables, 0.0, 1.0), chunk=4,
-                               propagate=propagate, resolution=resolution, calibrate=False)
+  seg = ClipSegmenter(FAMILY, model, _with_offset(variables, 0.0, 1.0), chunk=4,
+                      propagate=propagate, resolution=resolution, calibrate=False)
   first = _first_mask()
   out = seg.segment_arrays(_frames(4), {0: first})
   for t in range(4):   # frame t samples frame t-1 one stride-4 cell to the right
@@ -89,8 +90,8 @@ def test_calibration_removes_a_field_that_ignores_the_frames():
   """A constant displacement is what the network predicts for a frame against
   itself too: calibrated, nothing moves."""
   model, variables = _net()
-  seg = ClipSegmenter(model, _with_offset(variables, 0.7, -1.3), chunk=4,
-                               calibrate=True)
+  seg = ClipSegmenter(FAMILY, model, _with_offset(variables, 0.7, -1.3), chunk=4,
+                      calibrate=True)
   first = _first_mask()
   out = seg.segment_arrays(_frames(4), {0: first})
   for t in range(4):
@@ -99,8 +100,8 @@ def test_calibration_removes_a_field_that_ignores_the_frames():
 
 def test_later_annotation_adds_an_object():
   model, variables = _net()
-  seg = ClipSegmenter(model, _with_offset(variables, 0.0, 0.0), chunk=4,
-                               max_objects=2)
+  seg = ClipSegmenter(FAMILY, model, _with_offset(variables, 0.0, 0.0), chunk=4,
+                      max_objects=2)
   first = _first_mask()
   only1 = np.where(first == 1, 1, 0).astype(np.uint8)
   out = seg.segment_arrays(_frames(6), {0: only1, 3: first})

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from memvos_jax.models import rpm
+from memvos_jax.models.rpm import modeling as rpm
 
 H, W = 128, 192   # any multiple of 64
 

@@ -51,8 +51,8 @@ def test_pseudo_clips_have_dense_ground_truth():
 def test_reconstruction_loss_falls_below_copying(tmp_path):
   """A few dozen updates on the bundled example frames: the loss drops, and
   below the loss of copying the reference unchanged (zero displacement)."""
-  from memvos_jax.families.loading import build_model, load_variables
-  from memvos_jax.training import rpm as rpm_train
+  from memvos_jax.models import rpm
+  from memvos_jax.registry import build_model, load_variables
   config = rpm_config.get_config('tiny')
   config.network.planes = (8, 8, 16, 16)
   config.network.width = 16
@@ -61,7 +61,7 @@ def test_reconstruction_loss_falls_below_copying(tmp_path):
   t = config.training
   t.crop_size, t.batch_size, t.max_shift, t.max_gap = 64, 4, 6, 1
   t.num_steps, t.log_every, t.learning_rate, t.lr_steps = 60, 15, 2e-3, (1000,)
-  variables, history = rpm_train.train(config, str(tmp_path), log=lambda s: None)
+  variables, history = rpm.train(config, str(tmp_path), log=lambda s: None)
   ratio = [h['loss'] / h['identity'] for h in history]
   assert ratio[-1] < ratio[0] and ratio[-1] < 0.95, ratio
   assert history[-1]['loss'] < history[0]['loss'], history
@@ -74,7 +74,7 @@ def test_reconstruction_loss_falls_below_copying(tmp_path):
 
 def test_train_py_dispatches_to_the_rpm_trainer(tmp_path):
   """``python train.py --config configs/rpm.py:tiny`` runs RPM's self-supervised
-  trainer (``families.rpm.trainer``), not STCN's, and exports eval.py's weights;
+  trainer (``models.rpm.FAMILY.trainer``), not STCN's, and exports eval.py's weights;
   a model without a trainer is one line naming the trainable ones."""
   import subprocess
   import sys

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import official_state
-from memvos_jax.convert.sam2 import convert, unwrap
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.errors import CheckpointError
 from memvos_jax.models.sam2 import SAM2, trunk_items
+from memvos_jax.models.sam2.convert import convert, unwrap
 
 
 @pytest.fixture(scope='module')
@@ -74,8 +74,8 @@ def test_wrong_size_refused(state):
 
 def test_config_sizes_and_drivers():
   from configs.sam2 import get_config
-  from memvos_jax import families
-  from memvos_jax.families.loading import build_model
+  from memvos_jax import registry
+  from memvos_jax.registry import build_model
   assert [get_config(s).network.size for s in ('t', 'small', 'b+', 'large')] == [
       'tiny', 'small', 'base_plus', 'large']
   with pytest.raises(ValueError):
@@ -86,15 +86,15 @@ def test_config_sizes_and_drivers():
   for key in ('chunk', 'max_objects', 'memory_capacity', 'max_obj_ptrs_in_encoder'):
     assert key in config.inference                     # what eval.py / ClipSegmenter read
   model = build_model(get_config('large'))
-  assert families.of(model).name == 'sam2' and dict(model.trunk)['embed_dim'] == 144
+  assert registry.of(model).name == 'sam2' and dict(model.trunk)['embed_dim'] == 144
 
 
 def test_orbax_folder(variables, tmp_path):
   """A converted checkpoint saved as orbax loads in the predictor, its config and eval.py."""
   from configs.sam2 import get_config
-  from memvos_jax.families.loading import build_model, load_variables
-  from memvos_jax.checkpoint import save_variables
-  from memvos_jax.sam2_predictor import Sam2Predictor
+  from memvos_jax.convert.checkpoint import save_variables
+  from memvos_jax.models.sam2.predictor import Sam2Predictor
+  from memvos_jax.registry import build_model, load_variables
   folder = save_variables(str(tmp_path / 'orbax'), variables)
   same = lambda a, b: jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, a, b))
   pred = Sam2Predictor.from_checkpoint(folder, 'tiny')

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, SHARED, need_shared, official_state
-from memvos_jax import families
-from memvos_jax.sam2_predictor import Sam2Predictor, Sam2Settings
+from memvos_jax import registry
+from memvos_jax.models.sam2.predictor import Sam2Predictor, Sam2Settings
 
 # Slow as a whole: SAM 2 on bike (eval.py in a subprocess ~30 s; the 256 px
 # predictor and segmenter share compiles, ~35 s for the other two together).
@@ -59,7 +59,7 @@ def protocol_masks(pred, frames, given: dict[int, tuple[int, np.ndarray]]) -> np
 def small(fixture_state):
   """(model, params, predictor, segmenter) at image size 256 (same parameters as 1024)."""
   from memvos_jax.api import Segmenter
-  family = families.get('sam2')
+  family = registry.get('sam2')
   model = family.build('tiny', image_size=256)
   params = family.convert(fixture_state, model, 'sam2_random')
   return model, params, Sam2Predictor(params, model, Sam2Settings(chunk=3)), Segmenter(model, params)
@@ -105,7 +105,7 @@ def test_load_api_and_stream(small, bike, fixture_state, tmp_path):
   npz = tmp_path / 'sam2_random.npz'
   np.savez(npz, **fixture_state)
   seg = memvos_jax.load('sam2', str(npz), max_obj_ptrs_in_encoder=16)
-  assert seg.model.family == 'sam2' and seg.model.image_size == 1024
+  assert seg.clip.family.name == 'sam2' and seg.model.image_size == 1024
   with pytest.raises(TypeError):
     memvos_jax.load('sam2', str(npz), mem_every=3)
   # Whole clip and stream run the same compiled step (small model for speed).

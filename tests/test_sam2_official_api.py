@@ -23,10 +23,10 @@ import pytest
 from PIL import Image
 
 from conftest import need_shared, official_npz, official_state
-from memvos_jax.convert.sam2 import convert
-from memvos_jax.data.sam2_video import resize_frame
 from memvos_jax.errors import InputError
 from memvos_jax.models.sam2 import SAM2, trunk_items
+from memvos_jax.models.sam2.convert import convert
+from memvos_jax.models.sam2.video import resize_frame
 from memvos_jax.sam2 import build_sam2_video_predictor, config_size
 from memvos_jax.sam2_predictor import MaskLogits, Sam2Predictor, Sam2Settings
 

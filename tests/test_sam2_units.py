@@ -14,7 +14,7 @@ from memvos_jax.models.sam2 import memory_bank as mb
 from memvos_jax.models.sam2.common import DepthwiseConv, bilinear_aa_matrix, sdpa, sdpa_blocked
 from memvos_jax.models.sam2.memory_attention import (MemoryAttention, apply_rope,
                                                      axial_rope_angles)
-from memvos_jax.sam2_predictor import Sam2Predictor, Sam2Settings
+from memvos_jax.models.sam2.predictor import Sam2Predictor, Sam2Settings
 
 
 def test_masked_attention_equals_dropping_tokens():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import official_state
-from memvos_jax.convert import stm as convert_stm
+from memvos_jax.models.stm import convert as convert_stm
 from memvos_jax.errors import CheckpointError
 
 

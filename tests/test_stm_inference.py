@@ -8,14 +8,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memvos_jax import families
+from memvos_jax import registry
 from memvos_jax.inference import core
-from memvos_jax.inference import stm as inference_stm
 from memvos_jax.inference.core import pad_amounts, prepare_frame
 from memvos_jax.memory import bank as membank
 from memvos_jax.memory.readout import read_dense
-from memvos_jax.models.aggregate import aggregate
 from memvos_jax.models.stm import STM
+from memvos_jax.models.stm import inference as inference_stm
+from memvos_jax.nn.aggregate import aggregate
 
 from helpers import numpy_variables, random_clip, run_chunks
 
@@ -114,7 +114,7 @@ def test_scan_body_traced_once_per_clip_shape():
 
 
 def test_memory_schedule_and_temporary_entry():
-  family = families.get('stm')
+  family = registry.get('stm')
   need = family.memory_frames(9, {0}, {'mem_every': 3})
   assert need == 3 == S3.capacity   # frames 0, 3, 6 (the last frame is never read back)
   assert family.memory_frames(12, {0, 4}, {'mem_every': 3}) == 5   # 0, 3, 4, 6, 9

@@ -19,9 +19,9 @@ from PIL import Image
 import memvos_jax
 import parity_runs
 from conftest import REPO, need_shared
-from memvos_jax import families
-from memvos_jax.inference import core
+from memvos_jax import registry
 from memvos_jax.data import video_folder
+from memvos_jax.inference import core
 
 FRACTION = 0.999
 
@@ -89,7 +89,7 @@ def test_teacher_forced_every_frame_matches_official(stm_npz, expected):
   root = need_shared('data', 'real_clips')
   official, official_masks = official_teacher_forced(expected)
   seg = memvos_jax.load('stm', str(stm_npz), quiet=True)
-  family = families.get('stm')
+  family = registry.get('stm')
   clip = video_folder.find_clips(root, ['bike'])[0]
   ann = video_folder.read_annotations(clip)
   labels = [int(l) for l in expected['labels']]

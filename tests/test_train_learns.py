@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from memvos_jax.configs import stcn
-from memvos_jax.training import trainer
+from memvos_jax.models import stcn as stcn_model
 
 pytestmark = pytest.mark.slow   # trains the tiny model: ~100 s on 2 CPU cores
 
@@ -28,7 +28,7 @@ def test_tiny_learns_to_read_masks_back_from_memory(tmp_path):
     c.training.log_every = 20
     c.training.progress = False
     c.data.threads = 0
-  trainer.train(c, str(tmp_path))
+  stcn_model.train(c, str(tmp_path))
   rows = [json.loads(line) for line in open(tmp_path / 'metrics.jsonl')]
   rows = [r for r in rows if 'loss' in r]
   assert [r['step'] for r in rows] == list(range(1, 81))

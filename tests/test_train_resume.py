@@ -94,7 +94,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
     state = checkpointing.restore(checkpointing.manager(str(tmp_path), keep=3), abstract,
                                   shardings)
   assert int(state.step) == 1 and float(state.params['w'][0]) == 1.0
-  # A variables item is what eval.py reads (memvos_jax.checkpoint.restore_variables).
-  from memvos_jax.checkpoint import restore_variables
+  # A variables item is what eval.py reads (memvos_jax.convert.checkpoint.restore_variables).
+  from memvos_jax.convert.checkpoint import restore_variables
   v = restore_variables(checkpointing.variables_path(str(tmp_path), 1))
   assert set(v) == {'params', 'batch_stats'}

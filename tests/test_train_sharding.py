@@ -24,6 +24,7 @@ SCRIPT = r'''
 import json
 import jax, numpy as np
 from test_train_step import small_config, training_start
+from memvos_jax.models.stcn import loss
 from memvos_jax.training import state as state_lib, update as update_lib
 
 assert jax.device_count() == 8, jax.devices()
@@ -36,7 +37,8 @@ def one_step(mode, devices):
     c.training.param_sharding = mode
   mesh = update_lib.make_mesh(devices)
   state = state_lib.create_state(variables, opt)
-  step, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state))
+  step, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state),
+                                    loss.loss_fn)
   state = jax.device_put(state, sh)
   new, m = step(state, update_lib.put_batch(dict(batch), mesh))
   shard_counts = {len(x.sharding.device_set) for x in jax.tree.leaves(new.params)}

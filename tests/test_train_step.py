@@ -1,5 +1,6 @@
 """Training step: loss, scan = Python unroll, loss falls on a fixed batch, writers, config errors."""
 
+import dataclasses
 import functools
 import json
 import subprocess
@@ -10,11 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memvos_jax.families.loading import build_model
 from memvos_jax.configs import stcn
 from memvos_jax.data import sampling
 from memvos_jax.errors import InputError
-from memvos_jax.training import bn_init, config_check, forward, loss, trainer, writers
+from memvos_jax.inference.core import normalize
+from memvos_jax.models.stcn import FAMILY, bn_init, loss, unroll
+from memvos_jax.registry import build_model
+from memvos_jax.training import config_check, trainer, writers
 from memvos_jax.training import state as state_lib, update as update_lib
 
 from conftest import REPO
@@ -43,7 +46,7 @@ def training_start(c):
   model = build_model(c)
   batch = sampling.make_dataset(c, 0, 1)[0][0]
   batch.pop('index')
-  variables = bn_init.calibrate(model, state_lib.init_variables(c, model), batch)
+  variables = bn_init.calibrate(model, state_lib.init_variables(c, model, FAMILY), batch)
   return model, state_lib.make_optimizer(c), batch, variables
 
 
@@ -67,12 +70,12 @@ def test_bootstrapped_ce_is_the_mean_of_the_hardest_pixels():
 def test_scan_equals_python_unroll_and_frames_read_the_past_only():
   c = small_config()
   model = build_model(c)
-  variables = state_lib.init_variables(c, model)
+  variables = state_lib.init_variables(c, model, FAMILY)
   rng = np.random.default_rng(1)
-  frames = forward.normalize(jnp.asarray(rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)))
+  frames = normalize(jnp.asarray(rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)))
   labels = jnp.asarray(rng.integers(0, 3, (4, 32, 32)), jnp.int32)
   valid = jnp.array([True, False])
-  run = jax.jit(functools.partial(forward.clip_logits, model, variables), static_argnums=3)
+  run = jax.jit(functools.partial(unroll.clip_logits, model, variables), static_argnums=3)
   a = run(frames, labels, valid, True)
   b = run(frames, labels, valid, False)
   assert a.shape == (3, 3, 32, 32)
@@ -90,7 +93,8 @@ def test_loss_falls_on_a_fixed_batch():
   model, opt, batch, variables = training_start(c)
   state = state_lib.create_state(variables, opt)
   mesh = update_lib.make_mesh(jax.devices()[:1])
-  step, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state))
+  step, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state),
+                                    loss.loss_fn)
   state = jax.device_put(state, sh)
   batch = update_lib.put_batch(batch, mesh)
   losses = []
@@ -136,9 +140,9 @@ def test_bad_values_are_refused_before_building_anything(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match='unknown variant'):
     stcn.get_config('huge')
   # train(): the config is checked before the model is built or compiled.
-  monkeypatch.setattr(trainer.loading, 'build_model', lambda *a: pytest.fail('built'))
+  unbuilt = dataclasses.replace(FAMILY, build=lambda **kw: pytest.fail('built'))
   with pytest.raises(InputError, match='davis_root'):
-    trainer.train(c, str(tmp_path / 'w'))
+    trainer.train(unbuilt, c, str(tmp_path / 'w'), loss_fn=loss.loss_fn)
 
 
 @pytest.mark.parametrize('flag, message', [

@@ -2,8 +2,8 @@
 
 - ``segment.py``: ``python -m memvos_jax segment`` (a video and its mask(s) to
   masks, overlays, a GIF and a contact sheet).
-- ``evaluate.py``: ``python -m memvos_jax evaluate`` / ``python -m
-  memvos_jax.evaluate`` (DAVIS J&F with the official tool's options).
+- ``evaluate.py``: ``python -m memvos_jax evaluate`` (DAVIS J&F with the
+  official tool's options).
 - ``evaluate_folders.py``: the engine of ``eval.py`` (segment clip folders,
   write masks, score J&F).
 - ``visualize.py``: overlays, mp4/GIF writers, contact sheets, per-object stats.

@@ -1,6 +1,6 @@
 """DAVIS 2017 semi-supervised evaluation with the official tool's interface.
 
-    python -m memvos_jax.evaluate --davis_path ROOT --results_path RESULTS [--set val]
+    python -m memvos_jax evaluate --davis_path ROOT --results_path RESULTS [--set val]
 
 ``ROOT`` holds ``Annotations/480p/<seq>/*.png`` and ``ImageSets/2017/<set>.txt``
 (``JPEGImages`` is not needed); ``RESULTS`` holds ``<seq>/<frame>.png``. Like the
@@ -65,7 +65,7 @@ def format_table(rows: list[dict], columns: tuple[str, ...]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog='python -m memvos_jax.evaluate',
+  p = argparse.ArgumentParser(prog='python -m memvos_jax evaluate',
                               description=__doc__.split('\n')[0])
   p.add_argument('--davis_path', required=True,
                  help='DAVIS folder with Annotations/480p/<seq> and ImageSets/2017/<set>.txt')

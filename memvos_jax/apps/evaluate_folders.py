@@ -17,10 +17,9 @@ from PIL import Image
 import tqdm
 
 from memvos_jax import metrics
-from memvos_jax import outputs
-from memvos_jax.families.loading import build_model, load_variables
+from memvos_jax import registry
 from memvos_jax.inference.clip import ClipSegmenter
-from memvos_jax.data import video_folder
+from memvos_jax.data import outputs, video_folder
 from memvos_jax.errors import CheckpointError, InputError
 from memvos_jax.apps.evaluate import format_table
 from memvos_jax.metrics import summary
@@ -41,13 +40,13 @@ def run(config, workdir: str) -> int:
   try:
     outputs.check_writable(workdir)
     names = video_folder.clip_names(config.data.root, clips_arg)
-    model = build_model(config)
-    variables = load_variables(config, model)
+    model = registry.build_model(config)
+    variables = registry.load_variables(config, model)
   except (InputError, CheckpointError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   inf = config.inference
-  seg = ClipSegmenter(model, variables, **inf.to_dict())
+  seg = ClipSegmenter(registry.get(config.model), model, variables, **inf.to_dict())
   failed, results, scored, unscored = [], [], [], []
   t0 = time.perf_counter()
   found = []

@@ -33,9 +33,9 @@ import numpy as np
 import tqdm
 from PIL import Image
 
-from memvos_jax import api, outputs
+from memvos_jax import api
 from memvos_jax.apps import cli_report, visualize
-from memvos_jax.data import mask_levels, video_file, video_folder
+from memvos_jax.data import mask_levels, outputs, video_file, video_folder
 from memvos_jax.errors import CheckpointError, InputError
 
 DEFAULT_CAPACITY = 20    # memory frames: bounded, for long videos

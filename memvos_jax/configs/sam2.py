@@ -10,7 +10,7 @@ t/s/b+/l; ``runlocal``: tiny with small inference chunks); ``network.size``
 must match the checkpoint. ``checkpoint`` is an
 official ``sam2.1_hiera_<size>.pt`` ({"model": state_dict}), a flat .npz, or
 an orbax folder (``python -m memvos_jax.convert --model sam2``).
-``memvos_jax.sam2_predictor.Sam2Predictor.from_config(config)`` builds the
+``memvos_jax.models.sam2.predictor.Sam2Predictor.from_config(config)`` builds the
 interactive predictor from the same config. The options are those of
 ``build_sam2_video_predictor`` with its post-processing (dynamic multimask
 via stability, binarised prompted masks for the memory encoder),

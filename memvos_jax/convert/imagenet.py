@@ -25,7 +25,7 @@ import numpy as np
 from memvos_jax.convert.common import flax_module_path, torch_to_flax
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.errors import CheckpointError, InputError
-from memvos_jax.models import backbones
+from memvos_jax.nn import backbones
 
 
 def _subtree(variables, path):

@@ -1,8 +1,8 @@
 """Clip-level driver: stream a clip (folder or arrays) through a family's scan, write PNGs.
 
 ``ClipSegmenter`` is what ``eval.py``, the Python API and training
-validation use; the network and its weights come from ``families.loading``
-(``build_model``, ``load_variables``).
+validation use. It is handed the model's ``Family`` (``models/family.py``),
+the built network and its weights (``registry.build_model``, ``load_variables``).
 """
 
 import concurrent.futures
@@ -17,9 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memvos_jax import families
-from memvos_jax import outputs
-from memvos_jax.data import video_folder
+from memvos_jax.data import outputs, video_folder
 from memvos_jax.errors import InputError
 from memvos_jax.inference.core import FrameInput, bf16_kernels, cast_variables, make_chunk_fn
 from memvos_jax.inference.objects import ObjectSlots
@@ -38,9 +36,10 @@ class ClipResult:
 class ClipSegmenter:
   """Segments DAVIS/YouTube-VOS clip folders with a memory network."""
 
-  def __init__(self, model, variables, memory_capacity=0, chunk=8, max_objects=0,
+  def __init__(self, family, model, variables, memory_capacity=0, chunk=8, max_objects=0,
                return_probs=False, size=0, batch_clips=1, **options):
-    """``options`` are the model's inference settings (STCN: mem_every, top_k).
+    """``family``: the model's ``Family``; ``options`` are its inference settings
+    (``family.make_settings``; STCN: mem_every, top_k).
 
     ``size``: segment at this shorter side (0: the frames' own size); masks are
     restored to the frames' size (bilinear on the probabilities, then argmax).
@@ -48,7 +47,7 @@ class ClipSegmenter:
     """
     self.model, self.variables, self.size = model, variables, size
     self.batch_clips = batch_clips
-    self.family = families.of(model)
+    self.family = family
     self.options = options
     self.family.make_settings(**options)   # an unknown option fails here, not mid-clip
     if options.get('dtype') == 'bfloat16':

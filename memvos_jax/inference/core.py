@@ -1,8 +1,8 @@
 """The shared inference core: frame types, the chunked scan and the pieces every model repeats.
 
-A model's per-frame core (``stcn.py``, ``stm.py``, ``afb_urr.py``, ``rpm.py``,
-``sam2.py`` here) is a pure ``step(model, params, settings, state, frame) ->
-(state, FrameOutput)``; ``make_chunk_fn`` scans it over a chunk of frames.
+A model's per-frame core (``memvos_jax/models/<name>/inference.py``) is a pure
+``step(model, params, settings, state, frame) -> (state, FrameOutput)``;
+``make_chunk_fn`` scans it over a chunk of frames.
 This module also owns what the cores share: the centred padding, frame
 normalisation, positions per frame, the annotation override, the output
 tail (crop, resize, argmax) and the settings fields every program has.
@@ -16,12 +16,12 @@ import warnings
 
 import flax.struct
 import jax
-from jax._src import xla_bridge
+from jax.extend import backend as jax_backend
 import jax.numpy as jnp
 import numpy as np
 
-from memvos_jax.models.aggregate import aggregate
-from memvos_jax.models.layers import resize_bilinear
+from memvos_jax.nn.aggregate import aggregate
+from memvos_jax.nn.layers import resize_bilinear
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -73,12 +73,27 @@ def bf16_kernels() -> None:
   flags = os.environ.get('XLA_FLAGS', '')
   if 'xla_cpu_experimental_onednn_custom_call' in flags:
     return
-  if xla_bridge.backends_are_initialized():
+  if _backend_started():
     warnings.warn(f'bfloat16 convolutions run without oneDNN (slower on CPUs): JAX started '
                   f'before memvos_jax could set XLA_FLAGS={ONEDNN_FLAG}; set it yourself '
                   'before importing jax')
     return
   os.environ['XLA_FLAGS'] = f'{flags} {ONEDNN_FLAG}'.strip()
+
+
+def _backend_started() -> bool:
+  """Whether JAX has created its backends (XLA reads ``XLA_FLAGS`` then, once).
+
+  Device queries, transfers and compilations all ask the memoised
+  ``jax.extend.backend.get_backend`` first: a call on its record means a
+  backend exists. Where the record is unavailable this says no (the flag is
+  then set, and only the warning could be missed).
+  """
+  info = getattr(jax_backend.get_backend, 'cache_info', None)
+  if info is None:
+    return False
+  record = info()
+  return bool(getattr(record, 'hits', 0) or getattr(record, 'misses', 0))
 
 
 def cast_variables(variables, dtype):

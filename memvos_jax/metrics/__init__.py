@@ -2,7 +2,7 @@
 
 ``region`` (J), ``boundary`` (F, seg2bmap, disk), ``summary`` (Mean/Recall/Decay,
 tables, CSV), ``davis`` (folders, validation, protocol). The command line is
-``python -m memvos_jax.evaluate``.
+``python -m memvos_jax evaluate`` (``memvos_jax/apps/evaluate.py``).
 """
 
 from memvos_jax.metrics.boundary import boundary_f, boundary_radius, disk, f_measure, seg2bmap

@@ -1,4 +1,11 @@
-"""Networks: shared backbone/decoder blocks and the per-paper models."""
+"""One folder per model: ``stcn/``, ``stm/``, ``afb_urr/``, ``rpm/``, ``sam2/``.
 
-from memvos_jax.models.aggregate import aggregate
-from memvos_jax.models.stcn import STCN
+A model's folder holds everything that is its own: the network
+(``modeling.py``), the per-frame inference step (``inference.py``), the
+converter of its official checkpoints (``convert.py``), its training pieces
+where it is trained here, and its ``__init__`` declaring ``FAMILY``
+(``family.Family``). The shared parts live apart: network layers and
+backbones in ``memvos_jax/nn``, the memory bank in ``memvos_jax/memory``,
+the scan core and the clip driver in ``memvos_jax/inference``, the training
+loop in ``memvos_jax/training``. ``memvos_jax.registry`` lists the models.
+"""

@@ -2,7 +2,7 @@
 
 ``<workdir>/checkpoints/<step>/`` holds three items:
   variables  {'params', 'batch_stats'}: a plain orbax pytree, the format
-             ``memvos_jax.checkpoint.restore_variables`` reads, so
+             ``memvos_jax.convert.checkpoint.restore_variables`` reads, so
              ``eval.py --config.checkpoint=<workdir>/checkpoints/<step>/variables``
              evaluates it directly;
   train      {'step', 'opt_state'};

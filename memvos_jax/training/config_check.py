@@ -12,8 +12,7 @@ import re
 
 from memvos_jax.errors import InputError
 from memvos_jax.convert import imagenet
-from memvos_jax.families import loading
-from memvos_jax.models import backbones
+from memvos_jax.nn import backbones
 
 
 def _need(ok: bool, key: str, problem: str):
@@ -45,7 +44,9 @@ def check_launch(config):
           '(training.num_processes): each process feeds an equal slice of the global batch')
 
 
-def check(config, num_devices: int, num_processes: int = 1):
+def check(config, num_devices: int, num_processes: int = 1, encoders=None):
+  """``encoders``: the network's ImageNet-initialisable encoders (``STCN.encoders``),
+  for ``training.backbone_init``."""
   t, d, n = config.training, config.data, config.network
   _need(config.model == 'stcn', 'model', f'unknown model {config.model!r} (known: stcn)')
   for key in ('key_backbone', 'value_backbone'):
@@ -123,7 +124,6 @@ def check(config, num_devices: int, num_processes: int = 1):
     except re.error as e:
       raise InputError('config.training.freeze', f'{t.freeze!r} is not a regex: {e}') from None
   if t.backbone_init:
-    encoders = getattr(type(loading.build_model(config)), 'encoders', {})
-    for enc, path in imagenet.parse(t.backbone_init, encoders).items():
+    for enc, path in imagenet.parse(t.backbone_init, encoders or {}).items():
       _need(os.path.isfile(path), 'training.backbone_init',
             f'{path} ({enc} encoder) does not exist')

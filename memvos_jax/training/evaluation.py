@@ -71,7 +71,7 @@ def copy_first_frame(clips) -> dict:
 class Validator:
   """Reuses one ClipSegmenter (compiled once) across validations."""
 
-  def __init__(self, config, model):
+  def __init__(self, config, family, model):
     t, inf = config.training, config.inference
     names = sampling.heldout_names(config)
     self.real = bool(config.data.davis_root and names)
@@ -79,8 +79,8 @@ class Validator:
       self.clips = heldout_davis(config.data.davis_root, names, inf.size)
     else:
       self.clips = heldout(t.eval_clips, t.eval_frames, t.eval_size or t.crop_size)
-    self.seg = ClipSegmenter(model, None, mem_every=inf.mem_every, top_k=inf.top_k,
-                                      memory_capacity=inf.memory_capacity, chunk=inf.chunk)
+    self.seg = ClipSegmenter(family, model, None, mem_every=inf.mem_every, top_k=inf.top_k,
+                             memory_capacity=inf.memory_capacity, chunk=inf.chunk)
     self.baseline = copy_first_frame(self.clips)
 
   def __call__(self, variables) -> dict:

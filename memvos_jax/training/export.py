@@ -3,7 +3,7 @@
   python -m memvos_jax.training.export --workdir runs/tiny [--step 300] --out converted/
   python -m memvos_jax.training.export --workdir runs/default --out memvos_jax/weights/default_stcn.npz
 
-Writes ``{'params', 'batch_stats'}`` with ``memvos_jax.checkpoint.save_variables``
+Writes ``{'params', 'batch_stats'}`` with ``memvos_jax.convert.checkpoint.save_variables``
 (the orbax format ``restore_variables`` reads), or, for an ``--out`` ending in
 ``.npz``, with ``save_npz`` (one flat file: how the default model ships). Evaluating straight from the
 training checkpoint works too: ``--config.checkpoint=<workdir>/checkpoints/<step>/variables``.
@@ -13,7 +13,7 @@ Use the training config (e.g. ``configs/stcn.py:tiny``) so the network matches.
 import argparse
 import os
 
-from memvos_jax.checkpoint import restore_variables, save_npz, save_variables
+from memvos_jax.convert.checkpoint import restore_variables, save_npz, save_variables
 from memvos_jax.errors import CheckpointError
 
 

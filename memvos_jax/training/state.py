@@ -14,8 +14,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from memvos_jax.families.loading import load_variables
-
 
 @flax.struct.dataclass
 class TrainState:
@@ -58,10 +56,11 @@ def make_optimizer(config) -> optax.GradientTransformation:
   return optax.multi_transform({'train': adam, 'frozen': optax.set_to_zero()}, labels)
 
 
-def init_variables(config, model):
-  """``config.checkpoint`` (official .pth/.npz or orbax folder), else random init."""
+def init_variables(config, model, family):
+  """``config.checkpoint`` (official .pth/.npz or orbax folder, read by ``family``), else
+  random init."""
   if config.checkpoint:
-    return load_variables(config, model)
+    return family.load_variables(config, model)
   t = config.training
   size = 64
   image = jnp.zeros((1, size, size, 3), jnp.float32)

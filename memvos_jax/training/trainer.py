@@ -1,4 +1,8 @@
-"""The training loop: importable (``train(config, workdir)``) from scripts and notebooks.
+"""The supervised training loop, handed a model: ``train(family, config, workdir, ...)``.
+
+A model's own ``train(config, workdir)`` calls it with its pieces (STCN:
+``memvos_jax.models.stcn.train``, with STCN's batch loss and BatchNorm
+calibration); ``train.py``, scripts and notebooks call that.
 
 Order of work: validate the config and the data folders (no compilation
 yet), build the model and the mesh, restore the newest readable checkpoint
@@ -25,10 +29,9 @@ import jax
 import numpy as np
 import tqdm
 
-from memvos_jax.families import loading
 from memvos_jax.data import sampling
 from memvos_jax.convert import imagenet
-from memvos_jax.training import bn_init, checkpointing, config_check, distributed, evaluation
+from memvos_jax.training import checkpointing, config_check, distributed, evaluation
 from memvos_jax.training import update as update_lib
 from memvos_jax.training import state as state_lib
 from memvos_jax.training.writers import JsonLines, MetricWriter
@@ -39,8 +42,14 @@ def _log(msg: str):
   sys.stdout.flush()
 
 
-def train(config, workdir: str, devices=None) -> dict:
-  """Train (or resume) in ``workdir``; returns the summary (also ``summary.json``)."""
+def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None) -> dict:
+  """Train (or resume) ``family``'s network in ``workdir``; returns the summary (also
+  ``summary.json``).
+
+  ``loss_fn``: the batch loss the update differentiates (``update.train_step``);
+  ``calibrate(model, variables, batch) -> variables``: BatchNorm statistics from
+  the first batch (``training.bn_from_data``, random init only).
+  """
   t = config.training
   config_check.check_launch(config)
   if t.distributed:
@@ -49,7 +58,8 @@ def train(config, workdir: str, devices=None) -> dict:
   devices = list(devices) if devices is not None else jax.devices()
 
   def checked_data():
-    config_check.check(config, len(devices), jax.process_count())
+    config_check.check(config, len(devices), jax.process_count(),
+                       encoders=getattr(family.network, 'encoders', {}))
     return sampling.make_dataset(config)          # data folders checked here
   ds, desc = distributed.agree(checked_data)
   if not (config.data.davis_root or config.data.yvos_root or config.data.static_root):
@@ -60,23 +70,23 @@ def train(config, workdir: str, devices=None) -> dict:
   if lead:
     _log(f'data: {desc}')
 
-  model = loading.build_model(config)
+  model = family.build(**config.network.to_dict())
   optimizer = state_lib.make_optimizer(config)
-  abstract_vars = jax.eval_shape(lambda: state_lib.init_variables(config, model))
+  abstract_vars = jax.eval_shape(lambda: state_lib.init_variables(config, model, family))
   abstract = jax.eval_shape(lambda v: state_lib.create_state(v, optimizer), abstract_vars)
   mesh = update_lib.make_mesh(devices)
-  update, state_sh = update_lib.make_update(model, config, optimizer, mesh, abstract)
+  update, state_sh = update_lib.make_update(model, config, optimizer, mesh, abstract, loss_fn)
 
   mngr = checkpointing.manager(workdir, t.keep_checkpoints)
   state = checkpointing.restore(mngr, abstract, state_sh)
   start = 0 if state is None else int(jax.device_get(state.step))
   data_iter = sampling.make_iterator(ds, config, start)   # the data position is the step
   if state is None:
-    variables = state_lib.init_variables(config, model)
-    if not config.checkpoint and t.bn_from_data:
+    variables = state_lib.init_variables(config, model, family)
+    if not config.checkpoint and t.bn_from_data and calibrate is not None:
       # The whole global batch 0 on every process, so that all set the same statistics.
       first = ds[0] if jax.process_count() == 1 else sampling.make_dataset(config, 0, 1)[0][0]
-      variables = bn_init.calibrate(model, variables, first)
+      variables = calibrate(model, variables, first)
     if t.backbone_init:   # ImageNet backbones: their weights and BatchNorm statistics
       variables, lines = imagenet.apply_backbone_init(config, model, variables)
       for line in lines if lead else ():
@@ -87,7 +97,7 @@ def train(config, workdir: str, devices=None) -> dict:
   if lead:
     hosts = (f' over {jax.process_count()} processes (batch {t.batch_size // jax.process_count()}'
              ' each)' if jax.process_count() > 1 else '')
-    _log(f'model: STCN {dict(config.network)}; {len(devices)} device(s) '
+    _log(f'model: {family.network.__name__} {dict(config.network)}; {len(devices)} device(s) '
          f'({devices[0].platform}), global batch {t.batch_size}{hosts}, '
          f'{t.crop_size}px crops, {t.num_frames} frames, {t.max_objects} object(s)')
     _log(f'workdir: {os.path.abspath(workdir)} '
@@ -96,7 +106,7 @@ def train(config, workdir: str, devices=None) -> dict:
   writer = MetricWriter(workdir, enabled=lead)
   data_log = JsonLines(os.path.join(
       workdir, 'data_log', f'process-{jax.process_index()}-of-{jax.process_count()}.jsonl'))
-  validator = evaluation.Validator(config, model) if t.eval_every and lead else None
+  validator = evaluation.Validator(config, family, model) if t.eval_every and lead else None
   schedule = state_lib.lr_schedule(config)
   bar = tqdm.tqdm(total=t.num_steps, initial=start, desc='train', unit='step',
                   disable=not (t.progress and lead), file=sys.stderr, dynamic_ncols=True)

@@ -10,12 +10,10 @@ divisible by the device count (ZeRO-3 style; XLA inserts the gathers).
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from memvos_jax.training import forward, loss as loss_lib
 from memvos_jax.training.state import TrainState
 
 DATA = 'data'
@@ -64,29 +62,9 @@ def put_batch(batch: dict, mesh) -> dict:
           for k, v in batch.items()}
 
 
-def loss_fn(params, batch_stats, batch, step, model, config):
-  """Mean over the batch of the summed per-frame bootstrapped CE; plus metrics."""
-  t = config.training
-  dtype = jnp.bfloat16 if t.compute_dtype == 'bfloat16' else jnp.float32
-  cast = lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
-  variables = {'params': jax.tree.map(cast, params), 'batch_stats': jax.tree.map(cast, batch_stats)}
-  frames = forward.normalize(batch['frames'], dtype)                 # [B, T, H, W, 3]
-  labels = batch['labels'].astype(jnp.int32)                         # [B, T, H, W]
-  use_scan = t.clip_loop == 'scan' or (t.clip_loop == 'auto' and jax.default_backend() != 'cpu')
-  logits = jax.vmap(functools.partial(forward.clip_logits, model, variables,
-                                      use_scan=use_scan))(
-      frames, labels, batch['valid'])                                # [B, T-1, K+1, H, W]
-  logits = logits.astype(jnp.float32)
-  p = loss_lib.bootstrap_p(step, t.bce_start_warm, t.bce_end_warm, t.bce_top_p)
-  total, per_frame = loss_lib.clip_loss(logits, labels, p)
-  metrics = {'loss': total, 'bootstrap_p': p,
-             'iou': loss_lib.iou(logits, labels, batch['valid'])}
-  for i in range(per_frame.shape[0]):
-    metrics[f'loss_{i + 1}'] = per_frame[i]
-  return total, metrics
-
-
-def train_step(state: TrainState, batch, *, model, config, optimizer):
+def train_step(state: TrainState, batch, *, model, config, optimizer, loss_fn):
+  """One update; ``loss_fn(params, batch_stats, batch, step, model, config) -> (loss, metrics)``
+  is the model's (STCN: ``models.stcn.loss.loss_fn``)."""
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   (_, metrics), grads = grad_fn(state.params, state.batch_stats, batch, state.step,
                                 model, config)
@@ -96,13 +74,15 @@ def train_step(state: TrainState, batch, *, model, config, optimizer):
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def make_update(model, config, optimizer, mesh, abstract_state: TrainState):
-  """(jitted update, state shardings). ``update(state, batch) -> (state, metrics)``."""
+def make_update(model, config, optimizer, mesh, abstract_state: TrainState, loss_fn):
+  """(jitted update, state shardings). ``update(state, batch) -> (state, metrics)``;
+  ``loss_fn``: the model's batch loss (``train_step``)."""
   state_sh = state_shardings(mesh, abstract_state, config.training.param_sharding)
   data_sh = batch_sharding(mesh)
   rep = NamedSharding(mesh, P())
   update = jax.jit(
-      functools.partial(train_step, model=model, config=config, optimizer=optimizer),
+      functools.partial(train_step, model=model, config=config, optimizer=optimizer,
+                        loss_fn=loss_fn),
       in_shardings=(
           state_sh,    # state: params/moments replicated (or split), step replicated
           data_sh,     # batch: every array split on its leading (batch) axis over DATA

@@ -1,7 +1,7 @@
 """One object on one frame of SAM 2 video tracking, as pure functions of (model, params).
 
-Shared by the predictor's propagation scan (``memvos_jax.sam2_predictor``)
-and the clip-driver step (``memvos_jax.inference.sam2``), so both run the
+Shared by the predictor's propagation scan (``memvos_jax.models.sam2.predictor``)
+and the clip-driver step (``memvos_jax.models.sam2.inference``), so both run the
 same traced computation:
   * ``track``: a non-conditioning frame (official ``track_step`` without
     prompts): memory read at exact temporal offsets, memory attention, SAM
@@ -14,8 +14,8 @@ same traced computation:
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.models.layers import resize_bilinear
-from memvos_jax.models.sam2 import memory_bank as mb
+from memvos_jax.nn.layers import resize_bilinear
+import memvos_jax.models.sam2.memory_bank as mb
 from memvos_jax.models.sam2.common import bilinear_aa_matrix, resize_with
 
 

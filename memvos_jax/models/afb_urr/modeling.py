@@ -1,0 +1,98 @@
+"""AFB-URR (Liang et al., NeurIPS 2020) evaluation network.
+
+Query encoder: ResNet-50 to res4, returning r4 (1/16), r3, r2 and r1 (1/2,
+after the stem's ReLU). Memory encoder: the same trunk whose stem adds
+7x7 convolutions of the class mask and of its complement. One Key/Value
+head (Ck=128, Cv=512) serves query and memory. Decoder: the URR decoder
+(``memvos_jax.models.afb_urr.urr``). Background is a class like the objects: the
+memory holds one bank per class and the decoder runs once per class. The
+memory itself (adaptive feature bank) is ``memvos_jax.memory.adaptive``.
+Inputs are ImageNet-normalised here (the official encoders normalise
+inside, from their ``mean``/``std`` buffers).
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from memvos_jax.nn.layers import KeyValue, conv, max_pool
+from memvos_jax.nn.resnet import Bottleneck
+from memvos_jax.models.afb_urr.urr import URRDecoder
+
+_LAYERS = (3, 4, 6)   # ResNet-50 layer1..layer3
+_BN = dict(use_running_average=True, momentum=0.9, epsilon=1e-5)   # frozen, as nn/resnet.py
+
+
+def _trunk(x):
+  """maxpool + layer1..layer3 (torchvision names), inside the caller's compact scope."""
+  x = max_pool(x, 3, 2)
+  feats = []
+  for stage, (planes, n) in enumerate(zip((64, 128, 256), _LAYERS)):
+    for i in range(n):
+      stride = 2 if (i == 0 and stage > 0) else 1
+      x = Bottleneck(planes, stride, name=f'layer{stage + 1}_{i}')(x)
+    feats.append(x)
+  r2, r3, r4 = feats
+  return r4, r3, r2
+
+
+class EncoderQ(nn.Module):
+  """[B, H, W, 3] normalised -> r4 [B,H/16,W/16,1024], r3 (512), r2 (256), r1 [B,H/2,W/2,64]."""
+
+  @nn.compact
+  def __call__(self, image):
+    x = conv(64, 7, 2, bias=False, name='conv1')(image)
+    r1 = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))
+    r4, r3, r2 = _trunk(r1)
+    return r4, r3, r2, r1
+
+
+class EncoderM(nn.Module):
+  """image [1|O, H, W, 3], mask and its complement [O, H, W, 1] -> r4 [O, H/16, W/16, 1024]."""
+
+  @nn.compact
+  def __call__(self, image, mask, other):
+    x = (conv(64, 7, 2, bias=False, name='conv1')(image)
+         + conv(64, 7, 2, bias=False, name='conv1_m')(mask)
+         + conv(64, 7, 2, bias=False, name='conv1_o')(other))
+    r1 = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))
+    r4, _, _ = _trunk(r1)
+    return r4
+
+
+class AFBURR(nn.Module):
+  """The entry points used by the inference core (and training)."""
+  key_dim: int = 128
+  value_dim: int = 512
+
+  def setup(self):
+    self.encoder_q = EncoderQ()
+    self.encoder_m = EncoderM()
+    self.keyval_r4 = KeyValue(self.key_dim, self.value_dim)
+    self.decoder = URRDecoder()
+
+  def encode_query(self, image):
+    """[1, H, W, 3] -> (key [1,h,w,Ck], value [1,h,w,Cv], r3, r2, r1)."""
+    r4, r3, r2, r1 = self.encoder_q(image)
+    k4, v4 = self.keyval_r4(r4)
+    return k4, v4, r3, r2, r1
+
+  def encode_memory(self, image, masks):
+    """Official ``memorize``: image [H, W, 3], class masks [O, H, W] -> keys, values [O, h, w, C].
+
+    The complement is (1 - mask) clamped to [0, 1], taken after padding (so it is 1
+    in the padded border, where every class's mask is 0).
+    """
+    m = masks[..., None]
+    r4 = self.encoder_m(image[None], m, jnp.clip(1.0 - m, 0.0, 1.0))
+    return self.keyval_r4(r4)
+
+  def decode(self, readout, query_value, r3, r2, r1):
+    """readout [O, h, w, Cv], query value [h, w, Cv], skips [1, ...] -> fg probability [O, H, W]."""
+    # readout ++ query value as channel blocks (layers.Conv): the query's half once, not O times.
+    return self.decoder((readout, query_value[None]), r3, r2, r1)
+
+  def __call__(self, image, masks):
+    """Initialisation path touching every parameter: image [1,H,W,3], masks [O,H,W]."""
+    k4, v4, r3, r2, r1 = self.encode_query(image)
+    mk, mv = self.encode_memory(image[0], masks)
+    return self.decode(mv, v4[0], r3, r2, r1), k4, mk

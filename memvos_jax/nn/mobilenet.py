@@ -1,0 +1,81 @@
+"""MobileNetV2 (Sandler et al. 2018) in torchvision's layout, as a VOS backbone.
+
+Module names mirror torchvision's ``mobilenet_v2`` state_dict (``features.3.conv.1.0``
+-> ``features_3/conv_1_0``), so its ImageNet file loads strictly
+(``memvos_jax.convert.imagenet``). ReLU6, BatchNorm eps 1e-5 in eval mode (frozen
+running statistics, as every VOS recipe freezes them).
+
+As a backbone (``head=False``) it returns (f16, f8, f4): stride 16 with 320
+channels (blocks 14-17, stride 32 in the classifier, run at stride 16 with
+dilation 2, as DeepLab's output stride 16), the stride-8 (32 ch) and stride-4
+(24 ch) features for the decoder. ``features.18`` and ``classifier`` are the
+classification head: ``head=True`` adds them (stride 32, ImageNet logits).
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from memvos_jax.nn.layers import Pointwise, conv
+
+_BN = dict(use_running_average=True, momentum=0.9, epsilon=1e-5)
+# (expand ratio t, channels c, repeats n, first stride s): the paper's table 2.
+_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+             (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+FEATURE_DIMS = (320, 32, 24)       # (f16, f8, f4)
+_F4, _F8 = 3, 6                    # the last block at stride 4 and at stride 8
+
+
+def _relu6(x):
+  return jnp.clip(x, 0.0, 6.0)
+
+
+class InvertedResidual(nn.Module):
+  """torchvision ``InvertedResidual``: [1x1 expand,] 3x3 depthwise, 1x1 project."""
+  out: int
+  stride: int
+  expand: int
+  dilation: int = 1
+
+  @nn.compact
+  def __call__(self, x):  # [B, H, W, Cin] -> [B, H/s, W/s, out]
+    cin = x.shape[-1]
+    hidden = cin * self.expand
+    y, i = x, 0
+    if self.expand != 1:
+      y = Pointwise(hidden, name='conv_0_0')(y)
+      y = _relu6(nn.BatchNorm(name='conv_0_1', **_BN)(y))
+      i = 1
+    y = conv(hidden, 3, self.stride, bias=False, groups=hidden, dilation=self.dilation,
+             name=f'conv_{i}_0')(y)
+    y = _relu6(nn.BatchNorm(name=f'conv_{i}_1', **_BN)(y))
+    y = Pointwise(self.out, name=f'conv_{i + 1}')(y)
+    y = nn.BatchNorm(name=f'conv_{i + 2}', **_BN)(y)
+    return x + y if self.stride == 1 and cin == self.out else y
+
+
+class MobileNetV2(nn.Module):
+  """Backbone (f16, f8, f4), or with ``head`` the ImageNet classifier's logits."""
+  head: bool = False
+  num_classes: int = 1000
+
+  @nn.compact
+  def __call__(self, x):  # [B, H, W, Cin] ImageNet-normalised
+    x = conv(32, 3, 2, bias=False, name='features_0_0')(x)
+    x = _relu6(nn.BatchNorm(name='features_0_1', **_BN)(x))   # [B, H/2, W/2, 32]
+    idx, stride, dilation, feats = 1, 2, 1, {}
+    for t, c, n, s in _SETTINGS:
+      for r in range(n):
+        s_r = s if r == 0 else 1
+        if s_r == 2 and stride == 16 and not self.head:   # keep output stride 16
+          s_r, dilation = 1, 2
+        elif s_r == 2:
+          stride *= 2
+        x = InvertedResidual(c, s_r, t, dilation, name=f'features_{idx}')(x)
+        feats[idx] = x
+        idx += 1
+    if not self.head:
+      return x, feats[_F8], feats[_F4]   # [B,H/16,W/16,320] [B,H/8,W/8,32] [B,H/4,W/4,24]
+    x = Pointwise(1280, name='features_18_0')(x)
+    x = _relu6(nn.BatchNorm(name='features_18_1', **_BN)(x))
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes, name='classifier_1')(x)   # [B, classes]
