@@ -15,6 +15,10 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared'
+# The wall-clock limit of every child process a test starts: CI's own (90 min), never
+# tighter, so that no outcome depends on the machine's load. A hang is ended sooner by
+# the code under test itself (training's collective deadlines), not by the test.
+CHILD_TIMEOUT_S = 5400
 
 
 def metric_rows(workdir) -> dict:

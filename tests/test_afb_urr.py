@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, need_shared
+from conftest import CHILD_TIMEOUT_S, REPO, need_shared
 from conftest import official_state as rebuild_state
 from helpers import numpy_variables, random_frames
 from memvos_jax import api, registry
@@ -231,7 +231,7 @@ def test_eval_py_on_bike_matches_official_masks(official_state, tmp_path):
   cmd = [sys.executable, str(REPO / 'eval.py'), '--config', str(REPO / 'configs/afb_urr.py:runlocal'),
          f'--config.checkpoint={ckpt}', f'--config.data.root={root}',
          '--config.data.clips=bike', f'--workdir={out}']
-  r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=1200)
+  r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'frames/s' in r.stdout
   pngs = sorted(os.listdir(out / 'bike'))

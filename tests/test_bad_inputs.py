@@ -10,21 +10,30 @@ one run over a folder of good and bad clips (``eval_run``): every bad clip
 fails alone, leaves ``<clip>.FAILED`` and no folder, and the good clips'
 outputs equal those of a clean run. Everything is built in tmp_path with the
 shipped default model (no ../shared).
+
+Damaged weight files (``DAMAGED``: .npz, torch.save zip and legacy .pth, orbax
+folders; cut short, overwritten, emptied, or no checkpoint at all) must give one
+CheckpointError line naming the file: through ``memvos_jax.load`` for every
+model and SAM 2's own builder in-process, and a few through eval.py, the segment
+CLI and train.py (``DAMAGED_COMMANDS``).
 """
 
 import hashlib
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import types
+import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from memvos_jax.data.video_folder import davis_palette
+import torch_files
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 T, H, W = 4, 32, 48
@@ -592,3 +601,212 @@ def test_api_float_frames_in_0_1_equal_uint8(seg):
   np.testing.assert_array_equal(seg.segment(as_float, masks), seg.segment(frames, masks))
   session = seg.session((H, W), max_objects=1)
   np.testing.assert_array_equal(session.step(as_float[0], masks[0]), masks[0])
+
+
+# ------------------------------------------------------ damaged weight files
+
+
+def _cut(path, keep):
+  """Keep the first ``keep`` bytes (a fraction, or a negative count cut from the end)."""
+  data = pathlib.Path(path).read_bytes()
+  path.write_bytes(data[:int(len(data) * keep) if isinstance(keep, float) else keep])
+  return path
+
+
+def _overwrite(path, at, garbage=b'\xde\xad\xbe\xef' * 4):
+  """Overwrite bytes from ``at`` (a fraction of the size, or an offset) with garbage."""
+  data = bytearray(pathlib.Path(path).read_bytes())
+  i = int(len(data) * at) if isinstance(at, float) else at
+  data[i:i + len(garbage)] = garbage
+  path.write_bytes(bytes(data))
+  return path
+
+
+def _flax_npz(path, compressed=False):
+  """A Flax-format .npz (``save_npz`` names): a 40 KB kernel, then a small entry."""
+  arrays = {'params/a/kernel': np.random.default_rng(0).standard_normal((100, 100), np.float32),
+            'batch_stats/a/mean': np.zeros(8, np.float32)}
+  (np.savez_compressed if compressed else np.savez)(path, **arrays)
+  return path
+
+
+def _npy_header(path, member='params/a/kernel.npy'):
+  """Garbage over a member's .npy header (its magic string and dict)."""
+  with zipfile.ZipFile(path) as zf:
+    info = zf.getinfo(member)
+  data = path.read_bytes()
+  name_len, extra_len = np.frombuffer(data, '<u2', 2, info.header_offset + 26)
+  return _overwrite(path, info.header_offset + 30 + int(name_len) + int(extra_len))
+
+
+def _file(path, data: bytes):
+  path.write_bytes(data)
+  return path
+
+
+def _torch_zip(path):
+  torch_files.write_torch_zip(path, {'w': np.ones((100, 100), np.float32),
+                                     'b': np.zeros(3, np.float32)})
+  return path
+
+
+def _legacy(path):
+  torch_files.legacy_state(path)
+  return path
+
+
+def _orbax(path):
+  """An orbax variables folder, as ``python -m memvos_jax.convert`` writes one."""
+  from memvos_jax.convert import checkpoint
+  return pathlib.Path(checkpoint.save_variables(str(path), {
+      'params': {'a': {'kernel': np.random.default_rng(0).standard_normal((100, 100),
+                                                                         np.float32)}},
+      'batch_stats': {'a': {'mean': np.zeros(8, np.float32)}}}))
+
+
+def _orbax_data_deleted(path):
+  shutil.rmtree(_orbax(path) / 'd')          # the folder of the array data files
+  return path
+
+
+def _orbax_data_cut(path):
+  _cut(max((p for p in _orbax(path).rglob('*') if p.is_file()), key=lambda p: p.stat().st_size),
+       0.5)                                   # the largest file: the kernel's data
+  return path
+
+
+def _orbax_manifest_deleted(path):
+  (_orbax(path) / 'manifest.ocdbt').unlink()
+  return path
+
+
+def _not_orbax(path):
+  path.mkdir()
+  (path / 'notes.txt').write_text('not a checkpoint\n')
+  return path
+
+
+def _step_folder(path):
+  """A training run's ``checkpoints/<step>`` folder (its ``variables`` is the checkpoint)."""
+  _orbax(path / 'variables')
+  return path
+
+
+# name: (make(path) -> the damaged file or folder, file name, problem fragments)
+DAMAGED = {
+    'npz_half': (lambda p: _cut(_flax_npz(p), 0.5), 'w.npz',
+                 ['damaged checkpoint: truncated .npz', 'cut short']),
+    'npz_tail': (lambda p: _cut(_flax_npz(p), -3), 'w.npz',
+                 ['damaged checkpoint: truncated .npz']),
+    'npz_crc': (lambda p: _overwrite(_flax_npz(p), 0.5), 'w.npz',
+                ["damaged checkpoint: .npz entry 'params/a/kernel' cannot be read", 'CRC']),
+    'npz_deflated': (lambda p: _overwrite(_flax_npz(p, compressed=True), 0.5), 'w.npz',
+                     ["damaged checkpoint: .npz entry 'params/a/kernel' cannot be read"]),
+    'npz_npy_header': (lambda p: _npy_header(_flax_npz(p)), 'w.npz',
+                       ["damaged checkpoint: .npz entry 'params/a/kernel' cannot be read"]),
+    'npz_empty': (lambda p: _file(p, b''), 'w.npz',
+                  ['damaged checkpoint: the file is empty']),
+    'pth_empty': (lambda p: _file(p, b''), 'w.pth',
+                  ['damaged checkpoint: the file is empty']),
+    'pth_zip_half': (lambda p: _cut(_torch_zip(p), 0.5), 'w.pth',
+                     ['damaged checkpoint: truncated torch.save zip', 'cut short']),
+    'pth_zip_member': (lambda p: _overwrite(_torch_zip(p), 0.5), 'w.pth',
+                       ['damaged checkpoint: record archive/data/0 cannot be read', 'CRC']),
+    'pth_legacy_cut': (lambda p: _cut(_legacy(p), -3), 'w.pth',
+                       ['damaged checkpoint: truncated legacy torch.save file']),
+    'pth_legacy_half': (lambda p: _cut(_legacy(p), 0.5), 'w.pth',
+                        ['damaged checkpoint: legacy torch.save file']),
+    'pth_text': (lambda p: _file(p, b'a text file, renamed\n'), 'w.pth',
+                 ['not a checkpoint: neither the zip nor the legacy format']),
+    'orbax_metadata_cut': (lambda p: _cut(_orbax(p) / '_METADATA', 0.5).parent, 'ckpt',
+                           ['damaged checkpoint: its _METADATA is not valid']),
+    'orbax_data_deleted': (_orbax_data_deleted, 'ckpt',
+                           ['damaged checkpoint: d/', 'is missing']),
+    'orbax_data_cut': (_orbax_data_cut, 'ckpt',
+                       ['damaged checkpoint: ', 'is cut short']),
+    'orbax_manifest_deleted': (_orbax_manifest_deleted, 'ckpt',
+                               ['damaged checkpoint: its manifest.ocdbt', 'is missing']),
+    'orbax_not_a_checkpoint': (_not_orbax, 'ckpt',
+                               ["not a checkpoint: a folder without orbax's _METADATA"]),
+    'orbax_step_folder': (_step_folder, 'ckpt',
+                          ['not a checkpoint: a training checkpoint step folder',
+                           'ckpt/variables']),
+}
+
+
+@pytest.fixture(scope='module')
+def damaged(tmp_path_factory):
+  """case -> its damaged file or folder (each in its own folder)."""
+  base = tmp_path_factory.mktemp('damaged')
+  out = {}
+  for case, (make, name, _) in DAMAGED.items():
+    (base / case).mkdir()
+    out[case] = make(base / case / name)
+    assert out[case] == base / case / name
+  return out
+
+
+def _damage_message(e, case, path):
+  message = str(e.value)
+  assert type(e.value).__name__ == 'CheckpointError', message
+  assert '\n' not in message and message.startswith(f'{path}: '), message
+  for f in DAMAGED[case][2]:
+    assert f in message, message
+  return message
+
+
+@pytest.mark.parametrize('case', list(DAMAGED))
+def test_damaged_checkpoint_api(damaged, case):
+  """``memvos_jax.load(model, path)``: one line naming the file (no variables are built)."""
+  with pytest.raises(Exception) as e:
+    _load('default', str(damaged[case]))
+  _damage_message(e, case, damaged[case])
+
+
+MODELS = ['afb_urr', 'rpm', 'sam2', 'stcn', 'stm']
+
+
+@pytest.mark.parametrize('case', ['pth_zip_member', 'pth_legacy_cut', 'orbax_data_cut'])
+@pytest.mark.parametrize('model', MODELS)
+def test_damaged_checkpoint_any_model(damaged, model, case):
+  with pytest.raises(Exception) as e:
+    _load(model, str(damaged[case]))
+  _damage_message(e, case, damaged[case])
+
+
+@pytest.mark.parametrize('case', ['pth_zip_half', 'npz_crc', 'orbax_metadata_cut'])
+def test_damaged_checkpoint_sam2_builder(damaged, case):
+  """SAM 2's own loader (``build_sam2_video_predictor``, official import path)."""
+  from memvos_jax.sam2 import build_sam2_video_predictor
+  with pytest.raises(Exception) as e:
+    build_sam2_video_predictor('configs/sam2.1/sam2.1_hiera_t.yaml', damaged[case])
+  _damage_message(e, case, damaged[case])
+
+
+# name: (command, case, exit code); the commands build no network before the check
+DAMAGED_COMMANDS = {
+    'eval_npz_half': ('eval', 'npz_half', 1),
+    'eval_orbax_data_cut': ('eval', 'orbax_data_cut', 1),
+    'segment_pth_zip_member': ('segment', 'pth_zip_member', 1),
+    'train_pth_legacy_cut': ('train', 'pth_legacy_cut', 2),
+}
+
+
+@pytest.mark.parametrize('name', list(DAMAGED_COMMANDS))
+def test_damaged_checkpoint_commands(tmp_path, damaged, small_root, cli_inputs, name):
+  command, case, code = DAMAGED_COMMANDS[name]
+  path = damaged[case]
+  if command == 'eval':
+    r = _eval(small_root, tmp_path / 'out', f'--config.checkpoint={path}')
+  elif command == 'segment':
+    r = _segment('--video', cli_inputs / 'frames', '--mask', cli_inputs / 'mask.png',
+                 '--checkpoint', path, '--out', tmp_path / 'out')
+  else:
+    r = _run(REPO / 'train.py', '--config', f'{REPO}/configs/stcn.py:tiny',
+             f'--config.checkpoint={path}', f'--workdir={tmp_path}/run')
+    assert 'model:' not in r.stdout              # stopped before the train state was built
+  assert r.returncode == code, r.stderr[-3000:]
+  line = one_error_line(r.stderr, str(path), *DAMAGED[case][2])
+  assert not (tmp_path / 'out').is_dir() or not os.listdir(tmp_path / 'out')
+  if command == 'segment':
+    assert (tmp_path / 'out.FAILED').read_text().splitlines()[0] == line[len('error: '):]

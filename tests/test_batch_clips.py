@@ -26,6 +26,8 @@ from memvos_jax.data.video_folder import davis_palette
 from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.models.stcn import FAMILY
 
+from conftest import CHILD_TIMEOUT_S
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 AGREE = 0.999    # share of pixels batch == one by one (see above)
 
@@ -97,7 +99,7 @@ def test_eval_py_batch_clips_writes_the_same_masks(tmp_path):
            '--config.network.key_backbone=resnet18', '--config.network.key_dim=16',
            '--config.network.value_dim=32', '--config.inference.chunk=4',
            f'--config.inference.batch_clips={b}']
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
     assert r.returncode == 1, r.stderr[-2000:]
     assert '3 clips, 15 frames' in r.stdout
     assert '1 clip(s) failed' in r.stderr and 'clip0x' in r.stderr

@@ -13,6 +13,8 @@ from memvos_jax.apps import visualize
 from memvos_jax.data import video_file
 from memvos_jax.data.video_folder import davis_palette
 
+from conftest import CHILD_TIMEOUT_S
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 T, H, W = 10, 48, 80
 
@@ -35,7 +37,7 @@ def _inputs(tmp_path):
 
 def _cli(*args):
   return subprocess.run([sys.executable, '-m', 'memvos_jax', 'segment', *map(str, args)],
-                        capture_output=True, text=True, cwd=REPO, timeout=600)
+                        capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
 
 
 def test_segment_mp4_writes_everything(tmp_path):

@@ -23,6 +23,8 @@ from memvos_jax.apps import evaluate
 from memvos_jax.errors import InputError
 from memvos_jax.metrics import evaluate_davis
 
+from conftest import CHILD_TIMEOUT_S
+
 DATA = pathlib.Path(__file__).resolve().parent / 'data' / 'davis_eval'
 DAVIS = DATA / 'davis'
 EXPECTED = DATA / 'expected'
@@ -61,7 +63,7 @@ def test_matches_official_values(set_name):
 def _run_cli(results, set_name, *extra):
   cmd = [sys.executable, '-m', 'memvos_jax', 'evaluate', '--davis_path', str(DAVIS),
          '--results_path', str(results), '--set', set_name, *extra]
-  return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+  return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
 
 
 def _tables(stdout):

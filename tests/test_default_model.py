@@ -22,7 +22,7 @@ from memvos_jax.models import stcn
 from memvos_jax.registry import build_model, load_variables
 from memvos_jax.training import evaluation
 
-from conftest import REPO, need_shared
+from conftest import CHILD_TIMEOUT_S, REPO, need_shared
 
 SEQS = {'alpha': 7, 'beta': 6, 'gamma': 5, 'delta': 5}    # name -> frames
 H, W = 72, 128
@@ -158,7 +158,7 @@ def test_segment_cli_uses_the_default_model_without_checkpoint(tmp_path):
                       '--video', str(clip / 'JPEGImages' / 'bike'),
                       '--mask', str(clip / 'Annotations' / 'bike' / '00000.png'),
                       '--out', str(tmp_path / 'out'), '--chunk', '2'],
-                     capture_output=True, text=True, cwd=REPO, timeout=600)
+                     capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
   assert r.returncode == 0, r.stderr
   assert 'default model' in r.stderr and 'default_stcn.npz' in r.stderr
   assert len(list((tmp_path / 'out' / 'masks').glob('*.png'))) == 4

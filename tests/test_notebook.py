@@ -6,6 +6,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import CHILD_TIMEOUT_S
+
 pytestmark = pytest.mark.slow   # executes the notebooks (one trains): ~3 min on 2 CPU cores
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -13,7 +15,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def test_quickstart_notebook_runs(tmp_path):
   nb = nbformat.read(REPO / 'notebooks' / 'quickstart.ipynb', as_version=4)
-  NotebookClient(nb, timeout=600, kernel_name='python3',
+  NotebookClient(nb, timeout=CHILD_TIMEOUT_S, kernel_name='python3',
                  resources={'metadata': {'path': str(REPO / 'notebooks')}}).execute()
   outputs = [o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])]
   assert not [o for o in outputs if o.get('output_type') == 'error']
@@ -33,7 +35,7 @@ def test_training_notebook_runs_a_short_training(tmp_path, monkeypatch):
   assert len(params) == 1
   params[0].source = 'num_steps = 5'
   monkeypatch.setenv('TMPDIR', str(tmp_path))       # the notebook's workdir lives here
-  NotebookClient(nb, timeout=600, kernel_name='python3',
+  NotebookClient(nb, timeout=CHILD_TIMEOUT_S, kernel_name='python3',
                  resources={'metadata': {'path': str(REPO / 'notebooks')}}).execute()
   outputs = [o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])]
   assert not [o for o in outputs if o.get('output_type') == 'error']

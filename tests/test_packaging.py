@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO
+from conftest import CHILD_TIMEOUT_S, REPO
 
 pytestmark = pytest.mark.slow   # builds and installs the wheel in subprocesses
 
@@ -28,7 +28,7 @@ IGNORE = shutil.ignore_patterns('.git', '.venv', 'out', 'runs', 'build', 'dist',
 
 def _pip(*args, cwd=None):
   r = subprocess.run([sys.executable, '-m', 'pip', '--disable-pip-version-check', *args],
-                     capture_output=True, text=True, cwd=cwd, timeout=300)
+                     capture_output=True, text=True, cwd=cwd, timeout=CHILD_TIMEOUT_S)
   assert r.returncode == 0, f'pip {" ".join(args)} failed:\n{r.stdout}\n{r.stderr}'
   return r
 
@@ -57,7 +57,7 @@ def installed(tmp_path_factory):
 def _run(cmd, site, work):
   env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
   env['PYTHONPATH'] = str(site)
-  return subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=env, timeout=300)
+  return subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=env, timeout=CHILD_TIMEOUT_S)
 
 
 def test_wheel_holds_the_package_configs_and_weights_only(installed):

@@ -18,7 +18,7 @@ from PIL import Image
 
 import memvos_jax
 import parity_runs
-from conftest import REPO, need_shared
+from conftest import CHILD_TIMEOUT_S, REPO, need_shared
 from memvos_jax import registry
 from memvos_jax.data import video_folder
 from memvos_jax.inference import core
@@ -44,7 +44,7 @@ def test_eval_py_on_bike(stm_npz, expected, tmp_path):
   cmd = [sys.executable, str(REPO / 'eval.py'), '--config', str(REPO / 'configs/stm.py:runlocal'),
          f'--config.checkpoint={stm_npz}', f'--config.data.root={root}',
          '--config.data.clips=bike', f'--workdir={out}']
-  r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
+  r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'frames/s' in r.stdout
   names = sorted(os.listdir(out / 'bike'))

@@ -15,7 +15,7 @@ import pytest
 from memvos_jax.training import checkpointing
 from memvos_jax.training.state import TrainState
 
-from conftest import REPO, metric_rows
+from conftest import CHILD_TIMEOUT_S, REPO, metric_rows
 
 ARGS = ['--config.network.key_dim=16', '--config.network.value_dim=32',
         '--config.training.crop_size=32', '--config.training.batch_size=2',
@@ -41,7 +41,7 @@ def _env(cache):
 def test_sigkill_and_restart_equals_an_uninterrupted_run(tmp_path):
   env = _env(tmp_path / 'cache')
   ref = subprocess.run(_cmd(tmp_path / 'ref'), capture_output=True, text=True, env=env,
-                       cwd=REPO, timeout=900)
+                       cwd=REPO, timeout=CHILD_TIMEOUT_S)
   assert ref.returncode == 0, ref.stderr[-3000:]
   assert 'embedded synthetic videos' in ref.stdout
   want = metric_rows(tmp_path / 'ref')
@@ -58,10 +58,10 @@ def test_sigkill_and_restart_equals_an_uninterrupted_run(tmp_path):
         proc.send_signal(signal.SIGKILL)
         break
   finally:
-    proc.wait(timeout=300)
+    proc.wait(timeout=CHILD_TIMEOUT_S)
   assert proc.returncode == -signal.SIGKILL
   rerun = subprocess.run(_cmd(work), capture_output=True, text=True, env=env, cwd=REPO,
-                         timeout=900)
+                         timeout=CHILD_TIMEOUT_S)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert 'resumed from step 4' in rerun.stdout
   got = metric_rows(work)

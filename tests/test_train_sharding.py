@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import CHILD_TIMEOUT_S, REPO
 
 pytestmark = pytest.mark.slow   # an 8-device training step in a subprocess: ~95 s on 2 CPU cores
 
@@ -65,7 +65,7 @@ def test_eight_devices_equal_one():
              JAX_PLATFORMS='cpu')
   # Run from tests/ so that the script imports test_train_step (memvos_jax: the venv's install).
   r = subprocess.run([sys.executable, '-c', SCRIPT], capture_output=True, text=True,
-                     cwd=REPO / 'tests', env=env, timeout=900)
+                     cwd=REPO / 'tests', env=env, timeout=CHILD_TIMEOUT_S)
   assert r.returncode == 0, r.stderr[-3000:]
   line = [l for l in r.stdout.splitlines() if l.startswith('RESULT ')][-1]
   res = json.loads(line[len('RESULT '):])

@@ -20,7 +20,7 @@ from memvos_jax.registry import build_model
 from memvos_jax.training import config_check, trainer, writers
 from memvos_jax.training import state as state_lib, update as update_lib
 
-from conftest import REPO
+from conftest import CHILD_TIMEOUT_S, REPO
 
 SMALL = dict(key_dim=16, value_dim=32)
 
@@ -153,7 +153,7 @@ def test_bad_values_are_refused_before_building_anything(tmp_path, monkeypatch):
 def test_cli_reports_config_errors(flag, message, tmp_path):
   r = subprocess.run([sys.executable, str(REPO / 'train.py'), '--config',
                       str(REPO / 'configs/stcn.py:tiny'), f'--workdir={tmp_path}', flag],
-                     capture_output=True, text=True, cwd=REPO, timeout=300)
+                     capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
   assert r.returncode != 0
   assert message in r.stderr, r.stderr[-2000:]
   assert 'Traceback' not in r.stderr or 'batch_s' in flag   # absl flag errors are one line

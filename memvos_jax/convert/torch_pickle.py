@@ -17,7 +17,13 @@ location, numel, view_metadata)``), the sorted storage keys, then each
 storage as an int64 element count and its raw bytes. Tensors are rebuilt once
 every storage has been read. TorchScript archives and the tar format of
 torch < 0.4 are rejected with a CheckpointError that names the file.
-``load_state_dict`` also accepts ``.npz``.
+``load_state_dict`` also accepts ``.npz`` (``load_npz_arrays``).
+
+A file that cannot be what it claims is one CheckpointError line naming it
+(``damaged``, ``not_a_checkpoint``): empty, a zip cut short (its directory at
+the end missing), a member whose bytes fail their CRC or do not decompress, a
+pickle or ``.npy`` header that does not parse, a legacy file whose storages
+stop early, or a file in none of these formats (text, ...).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import os
 import pickle
 import tarfile
 import zipfile
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -81,6 +88,9 @@ _STORAGE_DTYPES: dict[str, str] = {
     'ComplexFloatStorage': 'complex64',
     'ComplexDoubleStorage': 'complex128',
 }
+
+# The first bytes of a zip archive's first member (every torch.save zip and .npz).
+_ZIP_MAGIC = b'PK\x03\x04'
 
 # Pickled header of the legacy (non-zip) format: protocol 2, then the magic
 # number 0x1950a86a20f9469cfc6c as a LONG1.
@@ -356,6 +366,85 @@ class _Unpickler(pickle.Unpickler):
     return func(*args)
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+  text = ' '.join(str(text).split())
+  return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def damaged(path: Any, detail: str) -> CheckpointError:
+  """``<path>: damaged checkpoint: <detail>`` (one line)."""
+  return CheckpointError(_one_line(f'{os.fspath(path)}: damaged checkpoint: {detail}', 600))
+
+
+def not_a_checkpoint(path: Any, detail: str) -> CheckpointError:
+  """``<path>: not a checkpoint: <detail>`` (one line)."""
+  return CheckpointError(_one_line(f'{os.fspath(path)}: not a checkpoint: {detail}', 600))
+
+
+def _why(e: BaseException) -> str:
+  return _one_line(f'{type(e).__name__}: {e}', 200)
+
+
+def _head(path: str, n: int = 4) -> bytes:
+  try:
+    with open(path, 'rb') as f:
+      return f.read(n)
+  except OSError as e:
+    raise InputError(path, f'cannot read checkpoint: {e}') from None
+
+
+def _not_zip(path: str, what: str) -> CheckpointError:
+  """Why ``path`` (meant to be a ``what`` zip) is not a readable zip: empty, cut short, or
+  another kind of file."""
+  size = os.path.getsize(path)
+  if size == 0:
+    return damaged(path, 'the file is empty (0 bytes)')
+  if _head(path) == _ZIP_MAGIC:
+    return damaged(path, f'truncated {what}: a zip archive whose end (its directory) is '
+                   f'missing after {size} bytes; was the download or copy cut short?')
+  return not_a_checkpoint(path, f'not a {what} (zip archive)')
+
+
+def zip_member_names(path: str | os.PathLike, what: str = '.npz') -> list[str]:
+  """The member names of the zip ``path``; CheckpointError when it is damaged or no zip."""
+  path = os.fspath(path)
+  if not zipfile.is_zipfile(path):
+    raise _not_zip(path, what)
+  try:
+    with zipfile.ZipFile(path) as zf:
+      return zf.namelist()
+  except (zipfile.BadZipFile, EOFError, ValueError) as e:
+    raise damaged(path, f'the {what} zip directory cannot be read ({_why(e)})') from None
+
+
+def load_npz_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+  """Every array of the ``.npz`` ``path`` (name -> array, in file order), each read and
+  CRC-checked; CheckpointError naming the file and the entry when one is damaged."""
+  path = os.fspath(path)
+  zip_member_names(path)
+  out = {}
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      for k in f.files:
+        try:
+          value = f[k]
+        except ValueError as e:
+          if 'allow_pickle' in str(e):
+            raise not_a_checkpoint(path, f'.npz entry {k!r} holds pickled Python objects, '
+                                   'not an array') from None
+          raise damaged(path, f'.npz entry {k!r} cannot be read ({_why(e)})') from None
+        except Exception as e:  # bad CRC, bad compressed data, cut short
+          raise damaged(path, f'.npz entry {k!r} cannot be read ({_why(e)})') from None
+        if not isinstance(value, np.ndarray):   # np.load hands raw bytes without .npy magic
+          raise damaged(path, f'.npz entry {k!r} cannot be read (no .npy header)')
+        out[k] = value
+  except CheckpointError:
+    raise
+  except Exception as e:  # the archive itself: any error is the file's fault
+    raise damaged(path, f'the .npz cannot be read ({_why(e)})') from None
+  return out
+
+
 def _check_file(path: str) -> None:
   if not os.path.exists(path):
     raise InputError(path, 'checkpoint file not found')
@@ -392,8 +481,8 @@ def _load_legacy(path: str) -> Any:
     except CheckpointError:
       raise
     except Exception as e:  # truncated or corrupt header pickle
-      raise CheckpointError(f'{path}: damaged legacy torch checkpoint (cannot '
-                            f'read its {what}: {type(e).__name__}: {e})') from None
+      raise damaged(path, f'legacy torch.save file whose {what} cannot be read '
+                    f'({_why(e)})') from None
 
   header('magic number')
   version = header('protocol version')
@@ -402,8 +491,8 @@ def _load_legacy(path: str) -> Any:
                           'is not supported (expected 1001)')
   info = header('system info')
   if not isinstance(info, dict):
-    raise CheckpointError(f'{path}: damaged legacy torch checkpoint (system '
-                          f'info is {type(info).__name__})')
+    raise damaged(path, f'legacy torch.save file whose system info is a '
+                  f'{type(info).__name__}')
   big_endian = not info.get('little_endian', True)
   unpickler = _Unpickler(stream, path, None, big_endian, legacy=True)
   try:
@@ -412,35 +501,35 @@ def _load_legacy(path: str) -> Any:
   except CheckpointError:
     raise
   except Exception as e:
-    raise CheckpointError(f'{path}: damaged legacy torch checkpoint (cannot '
-                          f'unpickle it: {type(e).__name__}: {e})') from None
+    raise damaged(path, f'legacy torch.save file that cannot be unpickled '
+                  f'({_why(e)})') from None
   if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-    raise CheckpointError(f'{path}: damaged legacy torch checkpoint (bad '
-                          'storage key list)')
+    raise damaged(path, 'legacy torch.save file with a bad storage key list')
   storages = unpickler.storages
   pos = stream.tell()
   order = '>' if big_endian else '<'
   for key in keys:
     if key not in storages:
-      raise CheckpointError(f'{path}: storage {key} is listed but no tensor '
-                            'uses it')
+      raise damaged(path, f'legacy torch.save file: storage {key} is listed but no '
+                    'tensor uses it')
     if pos + 8 > len(raw):
-      raise CheckpointError(f'{path}: truncated (storage {key} is missing)')
+      raise damaged(path, f'truncated legacy torch.save file: it ends after {len(raw)} '
+                    f'bytes, before storage {key}')
     numel = int(np.frombuffer(raw, f'{order}i8', 1, pos)[0])
     nbytes = storages[key].nbytes
     itemsize = np.dtype(_NP_DTYPES[storages[key].dtype]).itemsize
     if numel * itemsize != nbytes:
-      raise CheckpointError(f'{path}: storage {key} holds {numel} elements, '
-                            f'the pickle says {nbytes // itemsize}')
+      raise damaged(path, f'legacy torch.save file: storage {key} holds {numel} '
+                    f'elements, the pickle says {nbytes // itemsize}')
     if pos + 8 + nbytes > len(raw):
-      raise CheckpointError(f'{path}: truncated (storage {key} needs '
-                            f'{nbytes} bytes, {len(raw) - pos - 8} are left)')
+      raise damaged(path, f'truncated legacy torch.save file: storage {key} needs '
+                    f'{nbytes} bytes, {len(raw) - pos - 8} are left')
     unpickler.legacy_bytes[key] = raw[pos + 8:pos + 8 + nbytes]
     pos += 8 + nbytes
   missing = sorted(set(storages) - set(keys))
   if missing:
-    raise CheckpointError(f'{path}: storages {missing[:3]} are used but not '
-                          'stored')
+    raise damaged(path, f'legacy torch.save file: storages {missing[:3]} are used but '
+                  'not stored')
   return _resolve(obj)
 
 
@@ -454,34 +543,35 @@ def _load_zip(path: str, zf: zipfile.ZipFile) -> Any:
         f'{path}: this is a TorchScript archive (torch.jit.save), not a '
         'torch.save checkpoint; save its state_dict with torch.save instead')
   if not pkls:
-    raise CheckpointError(f'{path}: not a torch.save checkpoint (zip archive '
-                          'without data.pkl)')
+    raise not_a_checkpoint(path, 'a zip archive without data.pkl (torch.save writes one), '
+                           'nor a .npz of arrays')
   top = names[0].split('/')[0] + '/' if '/' in names[0] else ''
   pkl = top + 'data.pkl' if top + 'data.pkl' in pkls else pkls[0]
   prefix = pkl[:-len('data.pkl')]
   big_endian = False
-  if prefix + 'byteorder' in names:
-    order = zf.read(prefix + 'byteorder').decode('ascii', 'replace').strip()
-    if order not in ('little', 'big'):
-      raise CheckpointError(f'{path}: unknown byteorder {order!r}')
-    big_endian = order == 'big'
 
   def read_record(name: str) -> bytes:
     try:
       return zf.read(prefix + name)
     except KeyError:
-      raise CheckpointError(f'{path}: record {prefix + name} is missing from '
-                            'the archive') from None
+      raise damaged(path, f'record {prefix + name} is missing from the '
+                    'archive') from None
+    except Exception as e:  # bad CRC, bad header, bad compressed data
+      raise damaged(path, f'record {prefix + name} cannot be read ({_why(e)})') from None
 
-  with zf.open(pkl) as f:
-    unpickler = _Unpickler(f, path, read_record, big_endian)
-    try:
-      return unpickler.load()
-    except CheckpointError:
-      raise
-    except Exception as e:  # corrupt pickle: any error is the file's fault
-      raise CheckpointError(f'{path}: cannot unpickle {pkl}: '
-                            f'{type(e).__name__}: {e}') from None
+  if prefix + 'byteorder' in names:
+    order = read_record('byteorder').decode('ascii', 'replace').strip()
+    if order not in ('little', 'big'):
+      raise damaged(path, f'unknown byteorder {order!r}')
+    big_endian = order == 'big'
+
+  data = read_record('data.pkl')   # read whole: its CRC is checked
+  try:
+    return _Unpickler(io.BytesIO(data), path, read_record, big_endian).load()
+  except CheckpointError:
+    raise
+  except Exception as e:  # corrupt pickle or member: any error is the file's fault
+    raise damaged(path, f'{pkl} cannot be unpickled ({_why(e)})') from None
 
 
 def load_torch_file(path: str | os.PathLike) -> Any:
@@ -497,44 +587,39 @@ def load_torch_file(path: str | os.PathLike) -> Any:
   path = os.fspath(path)
   _check_file(path)
   if not zipfile.is_zipfile(path):
-    if _is_legacy(path):
+    if os.path.getsize(path) and _is_legacy(path):
       return _load_legacy(path)
-    if _is_tar(path):
+    if os.path.getsize(path) and _is_tar(path):
       raise CheckpointError(
           f'{path}: the tar checkpoint format of torch < 0.4 is not '
           'supported; re-save it with a recent torch (torch.save(torch.load('
           'f), f)) or convert it to .npz')
-    raise CheckpointError(f'{path}: not a torch checkpoint (neither the zip '
-                          'nor the legacy format written by torch.save)')
+    if os.path.getsize(path) and _head(path) != _ZIP_MAGIC:
+      raise not_a_checkpoint(path, 'neither the zip nor the legacy format torch.save '
+                             'writes, nor a .npz')
+    raise _not_zip(path, 'torch.save zip')   # empty, or a zip cut short
   try:
     with zipfile.ZipFile(path) as zf:
       return _load_zip(path, zf)
-  except zipfile.BadZipFile as e:
-    raise CheckpointError(f'{path}: corrupt zip archive: {e}') from None
+  except (zipfile.BadZipFile, EOFError) as e:
+    raise damaged(path, f'the zip archive cannot be read ({_why(e)})') from None
   except OSError as e:
     raise InputError(path, f'cannot read checkpoint: {e}') from None
 
 
 def _is_npz(path: str) -> bool:
-  if not zipfile.is_zipfile(path):
-    if path.endswith('.npz'):
-      raise CheckpointError(f'{path}: not a valid .npz file (not a zip)')
+  """A zip of ``.npy`` members; a ``.npz``-named file that is no readable zip is an error."""
+  if path.endswith('.npz'):
+    names = zip_member_names(path)
+  elif not zipfile.is_zipfile(path):
     return False
-  try:
-    with zipfile.ZipFile(path) as zf:
-      names = zf.namelist()
-  except zipfile.BadZipFile:
-    return False
+  else:
+    try:
+      with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    except (zipfile.BadZipFile, EOFError, ValueError):
+      return False   # load_torch_file says why
   return bool(names) and all(n.endswith('.npy') for n in names)
-
-
-def _load_npz(path: str) -> dict[str, np.ndarray]:
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      return {k: f[k] for k in f.files}
-  except Exception as e:  # corrupt or pickled npz
-    raise CheckpointError(f'{path}: cannot read .npz: '
-                          f'{type(e).__name__}: {e}') from None
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -553,7 +638,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   path = os.fspath(path)
   _check_file(path)
   if _is_npz(path):
-    return _load_npz(path)
+    return load_npz_arrays(path)
   obj = load_torch_file(path)
   if isinstance(obj, dict):
     for key in ('model', 'state_dict'):

@@ -79,7 +79,9 @@ class Family:
     if not path:
       warnings.warn('config.checkpoint is empty: using randomly initialised weights')
       return self.init_variables(model, jax.random.key(0))
-    if os.path.isdir(path) or is_flax_npz(path):
-      target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.abstract_variables(model))
+    if os.path.isdir(path) or is_flax_npz(path):   # a damaged file: one CheckpointError line
+      # The target is built once the file has been read (a damaged one is reported first).
+      target = lambda: jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+                                    self.abstract_variables(model))
       return restore_variables(path, target) if os.path.isdir(path) else load_npz(path, target)
     return self.convert_file(path, model)
