@@ -35,7 +35,8 @@ from PIL import Image
 from memvos_jax.data.video_folder import davis_palette
 import torch_files
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from conftest import CHILD_TIMEOUT_S, REPO
+
 T, H, W = 4, 32, 48
 FAST = ['--config.inference.size=0', '--config.inference.chunk=2']
 
@@ -45,7 +46,7 @@ FAST = ['--config.inference.size=0', '--config.inference.chunk=2']
 
 def _run(*cmd, cwd=REPO):
   return subprocess.run([sys.executable, *map(str, cmd)], capture_output=True, text=True,
-                        cwd=cwd, timeout=600)
+                        cwd=cwd, timeout=CHILD_TIMEOUT_S)
 
 
 def _eval(root, out, *extra):

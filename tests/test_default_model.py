@@ -88,7 +88,7 @@ def test_training_reads_davis2016_and_validates_on_heldout(tmp_path):
     c.training.checkpoint_every = 2
     c.training.progress = False
   ds, desc = sampling.make_dataset(c, 0, 1)
-  assert desc == 'davis (2 videos x5), synthetic (2 videos)'
+  assert desc == 'davis (2 videos x4), pasted (60 videos), synthetic (2 videos)'
   summary = stcn.train(c, str(tmp_path / 'run'))
   assert summary['steps'] == 2
   assert 0.0 <= summary['validation']['J&F'] <= 1.0
