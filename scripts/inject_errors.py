@@ -48,8 +48,8 @@ MUTATIONS = {
         [*parity('afb_urr'), 'tests/test_afb_urr_parity.py'],
         'AFB-URR merged keys move half as far towards the new keys'),
     'stcn_top_k_19': (
-        'memvos_jax/memory/readout.py', 'jax.lax.top_k(aff, min(top_k, aff.shape[1]))',
-        'jax.lax.top_k(aff, min(top_k - 1, aff.shape[1]))',
+        'memvos_jax/memory/readout.py', 'vals, pick = jax.lax.top_k(vals, min(top_k, m))',
+        'vals, pick = jax.lax.top_k(vals, min(top_k - 1, m))',
         parity('stcn'),
         'STCN reads the top 19 memory entries instead of 20'),
 }

@@ -5,9 +5,14 @@ official code (torch, CPU, float32), how our run is made (tests/parity_runs.py
 does it once per session, shared with the model-specific tests in
 test_stm_parity.py and test_afb_urr_parity.py) and the per-frame bounds:
 masks agree on >= ``masks`` of the pixels, probabilities within 2/255 on >=
-``probs`` of the entries, and ``floors`` overrides both for given frames. The
-annotated frame's probabilities are exact (within 0.5/255) for every row.
-``why`` keeps the reason for each tolerance. Needs ../shared (skips without).
+``probs`` of the entries, and ``floors`` overrides both for given frames. A
+row with ``fed_max`` (STCN) is checked on frames 1.. outside the pixels
+float32 rounding decides (parity_runs.KNIFE_EDGES: top-k near-ties,
+saturated aggregations and the pixels they feed), which may cover at most
+``fed_max`` of a frame; its masks count there where our two largest
+probabilities are >= 2/255 apart. The annotated frame's probabilities are
+exact (within 0.5/255) for every row. ``why`` keeps the reason for each
+tolerance. Needs ../shared (skips without).
 
 SAM 2.1 is not a row: its recording holds, per prompt and propagation step
 (frame 0 three times) and object, low-res logits, object scores and binary
@@ -36,6 +41,7 @@ class Row:
   why: str                    # why the bounds are what they are
   floors: types.MappingProxyType = types.MappingProxyType({})   # frame -> (masks, probs)
   num_frames: int | None = None   # the recording's frame count, where the floors assume it
+  fed_max: float | None = None    # frames 1..: bounds outside the fed pixels, at most this share
 
   def bounds(self, t: int) -> tuple[float, float]:
     return self.floors.get(t, (self.masks, self.probs))
@@ -44,15 +50,25 @@ class Row:
 TABLE = (
     Row('stcn', 'stcn_random',
         run='ClipSegmenter(STCN(), chunk=4, mem_every=5 and top_k=20 from the npz, return_probs)',
-        masks=0.999, probs=0.998,
-        why='Recorded at mem_every 5, top_k 20. Masks must agree on >= 99.9% of pixels of '
-            'every frame; probabilities to within 2/255 on >= 99.8%, not 99.9%. Measured: 1.0, '
-            '0.99872, 0.99978, 0.99884 on frames 0..3. The misses are two or three 16x16 query '
-            'cells per frame whose 20th and 21st affinities differ by ~1e-5 (e.g. cell (14, 12) '
-            'of frame 1: gap 1.3e-5), below the float32 noise of any reimplementation\'s conv '
-            'sums: torch\'s and our top-k sets differ there. float64 inference agrees with the '
-            'recording even less (99.76%), so the residual is the recording\'s own rounding, not '
-            'a semantic difference.'),
+        masks=1.0, probs=1.0, fed_max=0.15,
+        why='Recorded at mem_every 5, top_k 20: frames 1-3 read frame 0\'s memory only. Two '
+            'things there are decided by float32 rounding, not by the maths, so torch, we and '
+            'we on another CPU may differ there beyond 2/255: near-tie cells (20th and 21st '
+            'affinities closer than NEAR_TIE_KAPPA = 2e-5 times the gap\'s noise scale; two '
+            'float32 runs 1 ulp apart differ by at most 1.7e-5 of it over 29 160 cell-frames; '
+            'the other top-k choice moves probabilities by up to 42/255 with these flat random '
+            'affinities) and saturated pixels (two objects\' sigmoids within a few ulps of 1: '
+            'two ulps of 1 - p move the aggregated split by > 0.5/255). The fed pixels (moved > '
+            '0.5/255 by a near cell\'s other choice, decoded; or saturated) are left out; '
+            'everywhere else every probability must be within 2/255 (measured: at most 0.98/255 '
+            'off, 0 misses) and every mask must agree where our two largest probabilities are '
+            '>= 2/255 apart (0 misses). Measured on frames 1..3: near-tie cells 33 / 28 / 30, '
+            'fed 11.8 / 10.9 / 12.5 % of the pixels (bound 15 %); all 1107 / 215 / 240 '
+            'probability misses lie in them (the old whole-frame figures were 0.99872 / '
+            '0.99978 / 0.99973, 0.99790 on frame 3 on a CPU with AMX). '
+            'test_stcn_knife_edges.py reruns with the weights or the input 1 ulp off: every '
+            'top-k flip is a near-tie cell, and the runs differ by <= 0.51/255 outside the fed '
+            'pixels.'),
     Row('stm', 'stm_random',
         run='memvos_jax.load("stm", npz) (the Python API\'s loading path), then '
             'ClipSegmenter(chunk=4, mem_every=5 from the npz, return_probs)',
@@ -89,13 +105,29 @@ TABLE = (
 ROWS = [pytest.param(row, id=row.model, marks=pytest.mark.slow) for row in TABLE]
 
 
+def _fed(row, run, t: int):
+  """[H, W] bool: the pixels of frame t that the row's bounds leave out (None: none)."""
+  if row.fed_max is None or t == 0:
+    return None
+  import parity_runs
+  fed = parity_runs.KNIFE_EDGES[row.model](run).fed(t)
+  assert fed.mean() <= row.fed_max, (t, fed.mean())      # never vacuous
+  return fed
+
+
 @pytest.mark.parametrize('row', ROWS)
 def test_masks_match_official(row, bike_runs):
   run = bike_runs(row.model)
   if row.num_frames is not None:
     assert len(run.expected['masks']) == row.num_frames
   for t, ref in enumerate(run.expected['masks']):
-    agree = np.mean(run.frames[t][0] == ref)
+    ids, probs = run.frames[t]
+    fed = _fed(row, run, t)
+    if fed is None:
+      agree = np.mean(ids == ref)
+    else:                          # decided pixels: not fed, top two probabilities apart
+      import parity_runs
+      agree = np.mean((ids == ref)[~fed & (parity_runs.top_two_margin(probs) * 255.0 >= PROB_ATOL)])
     assert agree >= row.bounds(t)[0], (t, agree)
 
 
@@ -104,7 +136,9 @@ def test_probabilities_match_official(row, bike_runs):
   run = bike_runs(row.model)
   for i, t in enumerate(run.prob_frames):
     ref = run.expected['probs_u8'][i].astype(np.float32)
-    close = np.mean(np.abs(run.frames[t][1] * 255.0 - ref) <= PROB_ATOL)
+    close = np.abs(run.frames[t][1] * 255.0 - ref) <= PROB_ATOL
+    fed = _fed(row, run, t)
+    close = np.mean(close if fed is None else close[:, ~fed])
     assert close >= row.bounds(t)[1], (t, close)
 
 
