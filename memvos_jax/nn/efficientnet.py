@@ -16,6 +16,7 @@ in the classifier) run at stride 16 with dilation 2 -> 320 channels; the stride-
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from memvos_jax.nn.layers import Pointwise, conv
 
@@ -25,8 +26,8 @@ _STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3
            (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
 FEATURE_DIMS = (320, 40, 24)       # (f16, f8, f4)
 _F4, _F8 = 2, 4                    # the last block at stride 4 and at stride 8
-_MEAN = jnp.array([0.485, 0.456, 0.406]) * 255.0
-_STD = jnp.array([0.229, 0.224, 0.225]) * 255.0
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0   # numpy: no backend at import
+_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 
 
 def _relu6(x):
