@@ -18,7 +18,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from memvos_jax.nn.layers import Pointwise, conv
+from memvos_jax.nn.layers import conv
+from memvos_jax.nn.mobile_blocks import (classifier_head, inverted_bottleneck, relu6,
+                                         stride16_schedule)
 
 _BN = dict(use_running_average=True, momentum=0.99, epsilon=1e-3)
 # (expand ratio, kernel, first stride, channels, repeats): EfficientNet-B0's stages.
@@ -28,10 +30,6 @@ FEATURE_DIMS = (320, 40, 24)       # (f16, f8, f4)
 _F4, _F8 = 2, 4                    # the last block at stride 4 and at stride 8
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0   # numpy: no backend at import
 _STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
-
-
-def _relu6(x):
-  return jnp.clip(x, 0.0, 6.0)
 
 
 def _same(size: int, k: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -55,18 +53,10 @@ class MBConv(nn.Module):
 
   @nn.compact
   def __call__(self, x):  # [B, H, W, Cin] -> [B, H/s, W/s, out]
-    cin = x.shape[-1]
-    hidden = cin * self.expand
-    y = x
-    if self.expand != 1:
-      y = Pointwise(hidden, name='_expand_conv')(y)
-      y = _relu6(nn.BatchNorm(name='_bn0', **_BN)(y))
-    y = conv(hidden, self.kernel, self.stride, _pads(y, self.kernel, self.stride, self.dilation),
-             bias=False, groups=hidden, dilation=self.dilation, name='_depthwise_conv')(y)
-    y = _relu6(nn.BatchNorm(name='_bn1', **_BN)(y))
-    y = Pointwise(self.out, name='_project_conv')(y)
-    y = nn.BatchNorm(name='_bn2', **_BN)(y)
-    return x + y if self.stride == 1 and cin == self.out else y
+    names = ('_expand_conv', '_bn0', '_depthwise_conv', '_bn1', '_project_conv', '_bn2')
+    return inverted_bottleneck(x, self.out, self.kernel, self.stride, self.expand,
+                               self.dilation, _pads(x, self.kernel, self.stride, self.dilation),
+                               _BN, names)
 
 
 class EfficientNetLite0(nn.Module):
@@ -79,21 +69,13 @@ class EfficientNetLite0(nn.Module):
     rgb = (x[..., :3] * _STD + _MEAN - 127.5) / 128.0          # TF lite's input scaling
     x = jnp.concatenate([rgb.astype(x.dtype), x[..., 3:]], axis=-1)
     x = conv(32, 3, 2, _pads(x, 3, 2), bias=False, name='_conv_stem')(x)
-    x = _relu6(nn.BatchNorm(name='_bn0', **_BN)(x))            # [B, H/2, W/2, 32]
-    idx, stride, dilation, feats = 0, 2, 1, {}
-    for e, k, s, c, n in _STAGES:
-      for r in range(n):
-        s_r = s if r == 0 else 1
-        if s_r == 2 and stride == 16 and not self.head:     # keep output stride 16
-          s_r, dilation = 1, 2
-        elif s_r == 2:
-          stride *= 2
-        x = MBConv(c, k, s_r, e, dilation, name=f'_blocks_{idx}')(x)
-        feats[idx] = x
-        idx += 1
+    x = relu6(nn.BatchNorm(name='_bn0', **_BN)(x))            # [B, H/2, W/2, 32]
+    blocks = [(e, k, c) for e, k, _, c, n in _STAGES for _ in range(n)]
+    schedule = stride16_schedule([s for _, _, s, _, _ in _STAGES], [n for *_, n in _STAGES],
+                                 self.head)
+    feats = {}
+    for idx, ((e, k, c), (s, d)) in enumerate(zip(blocks, schedule)):
+      x = feats[idx] = MBConv(c, k, s, e, d, name=f'_blocks_{idx}')(x)
     if not self.head:
       return x, feats[_F8], feats[_F4]   # [B,H/16,W/16,320] [B,H/8,W/8,40] [B,H/4,W/4,24]
-    x = Pointwise(1280, name='_conv_head')(x)
-    x = _relu6(nn.BatchNorm(name='_bn1', **_BN)(x))
-    x = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_classes, name='_fc')(x)         # [B, classes]
+    return classifier_head(x, _BN, ('_conv_head', '_bn1', '_fc'), self.num_classes)

@@ -13,9 +13,10 @@ classification head: ``head=True`` adds them (stride 32, ImageNet logits).
 """
 
 import flax.linen as nn
-import jax.numpy as jnp
 
-from memvos_jax.nn.layers import Pointwise, conv
+from memvos_jax.nn.layers import conv
+from memvos_jax.nn.mobile_blocks import (classifier_head, inverted_bottleneck, relu6,
+                                         stride16_schedule)
 
 _BN = dict(use_running_average=True, momentum=0.9, epsilon=1e-5)
 # (expand ratio t, channels c, repeats n, first stride s): the paper's table 2.
@@ -23,10 +24,6 @@ _SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
              (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 FEATURE_DIMS = (320, 32, 24)       # (f16, f8, f4)
 _F4, _F8 = 3, 6                    # the last block at stride 4 and at stride 8
-
-
-def _relu6(x):
-  return jnp.clip(x, 0.0, 6.0)
 
 
 class InvertedResidual(nn.Module):
@@ -38,19 +35,11 @@ class InvertedResidual(nn.Module):
 
   @nn.compact
   def __call__(self, x):  # [B, H, W, Cin] -> [B, H/s, W/s, out]
-    cin = x.shape[-1]
-    hidden = cin * self.expand
-    y, i = x, 0
-    if self.expand != 1:
-      y = Pointwise(hidden, name='conv_0_0')(y)
-      y = _relu6(nn.BatchNorm(name='conv_0_1', **_BN)(y))
-      i = 1
-    y = conv(hidden, 3, self.stride, bias=False, groups=hidden, dilation=self.dilation,
-             name=f'conv_{i}_0')(y)
-    y = _relu6(nn.BatchNorm(name=f'conv_{i}_1', **_BN)(y))
-    y = Pointwise(self.out, name=f'conv_{i + 1}')(y)
-    y = nn.BatchNorm(name=f'conv_{i + 2}', **_BN)(y)
-    return x + y if self.stride == 1 and cin == self.out else y
+    i = 1 if self.expand != 1 else 0      # torchvision numbers the layers of conv.*
+    names = ('conv_0_0', 'conv_0_1', f'conv_{i}_0', f'conv_{i}_1', f'conv_{i + 1}',
+             f'conv_{i + 2}')
+    return inverted_bottleneck(x, self.out, 3, self.stride, self.expand, self.dilation,
+                               None, _BN, names)
 
 
 class MobileNetV2(nn.Module):
@@ -61,21 +50,14 @@ class MobileNetV2(nn.Module):
   @nn.compact
   def __call__(self, x):  # [B, H, W, Cin] ImageNet-normalised
     x = conv(32, 3, 2, bias=False, name='features_0_0')(x)
-    x = _relu6(nn.BatchNorm(name='features_0_1', **_BN)(x))   # [B, H/2, W/2, 32]
-    idx, stride, dilation, feats = 1, 2, 1, {}
-    for t, c, n, s in _SETTINGS:
-      for r in range(n):
-        s_r = s if r == 0 else 1
-        if s_r == 2 and stride == 16 and not self.head:   # keep output stride 16
-          s_r, dilation = 1, 2
-        elif s_r == 2:
-          stride *= 2
-        x = InvertedResidual(c, s_r, t, dilation, name=f'features_{idx}')(x)
-        feats[idx] = x
-        idx += 1
+    x = relu6(nn.BatchNorm(name='features_0_1', **_BN)(x))   # [B, H/2, W/2, 32]
+    widths = [(t, c) for t, c, n, _ in _SETTINGS for _ in range(n)]
+    schedule = stride16_schedule([s for *_, s in _SETTINGS], [n for _, _, n, _ in _SETTINGS],
+                                 self.head)
+    feats = {}
+    for idx, ((t, c), (s, d)) in enumerate(zip(widths, schedule), start=1):
+      x = feats[idx] = InvertedResidual(c, s, t, d, name=f'features_{idx}')(x)
     if not self.head:
       return x, feats[_F8], feats[_F4]   # [B,H/16,W/16,320] [B,H/8,W/8,32] [B,H/4,W/4,24]
-    x = Pointwise(1280, name='features_18_0')(x)
-    x = _relu6(nn.BatchNorm(name='features_18_1', **_BN)(x))
-    x = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_classes, name='classifier_1')(x)   # [B, classes]
+    return classifier_head(x, _BN, ('features_18_0', 'features_18_1', 'classifier_1'),
+                           self.num_classes)   # [B, classes]
