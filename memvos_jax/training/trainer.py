@@ -144,6 +144,7 @@ def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None
         # for process 0 as long as the validation takes).
         every = distributed.gather_rows(local, step, patient=after_eval)
         after_eval = False
+        watchdog.call('the training step (its device collectives)')
         for (s, m, idx), all_idx in zip(pending, every):
           m = {k: float(v) for k, v in jax.device_get(m).items()}
           m['lr'] = float(schedule(s - 1))
