@@ -185,8 +185,11 @@ def gather_rows(local: np.ndarray, step: int | None = None, patient: bool = Fals
   # A device all-gather between steps, as before the key-value exchange (which, here,
   # left the resumed 2-process run's next training step deadlocked in gloo); the
   # Watchdog bounds the wait.
-  del step, patient
-  every = multihost_utils.process_allgather(local)            # [processes, k, b]
+  del patient
+  try:
+    every = multihost_utils.process_allgather(local)          # [processes, k, b]
+  except Exception:  # a peer went away mid-collective (gloo): one line, not a traceback
+    _stuck('gather_rows (the logged sample indices)', step, None, _state['timeout_s'])
   return np.concatenate(list(every), axis=1)
 
 
