@@ -20,12 +20,10 @@ CPU collectives (gloo) give up when the processes set up a new communicator
 more than 30 s apart, and compile times differ (a persistent compilation
 cache hit on one process only, a busy host).
 
-Host-side values (config digests, error flags, the logged sample indices) are
-gathered through the distributed service's key-value store (``allgather``),
-not through a device all-gather: no program to compile and no gloo
-communicator to set up between training steps (a device all-gather there
-hung on a 2-process resume), and every wait has a deadline
-(``training.collective_timeout``). A process that does not arrive in time
+The start-up exchanges (config digests, error flags) go through the
+distributed service's key-value store (``allgather``) with a deadline
+(``training.collective_timeout``); the logged sample indices between steps
+use a device all-gather, bounded by the training loop's ``Watchdog``. A process that does not arrive in time
 (crashed, or on another code path) ends every waiting process with one line
 naming the step, the call and the process that is missing, instead of a hang.
 """
@@ -50,7 +48,6 @@ from memvos_jax.errors import USAGE_EXIT, InputError
 _PER_PROCESS = ('training.process_id',)   # the keys that may differ between processes
 _MARGIN_S = 10       # jax's own deadline, after the watchdog's
 _STUCK_EXIT = 1
-_PATIENT_S = 7 * 24 * 3600   # "no deadline" for the key-value store
 # Fault injection for tests: 'CALL@PROCESS' makes that process skip its first CALL.
 _SKIP_ENV = 'MEMVOS_SKIP_COLLECTIVE'
 _state = {'timeout_s': 600, 'seq': itertools.count(), 'skipped': False}
@@ -173,11 +170,8 @@ def compile_together(jitted, *args, timeout_s: int, step: int | None = None):
   return compiled
 
 
-def gather_rows(local: np.ndarray, step: int | None = None, patient: bool = False) -> np.ndarray:
-  """[k, b] per process -> [k, processes * b]: rows of the global batch, in process order.
-
-  ``patient``: no deadline (the first exchange after process 0 validated alone).
-  """
+def gather_rows(local: np.ndarray, step: int | None = None) -> np.ndarray:
+  """[k, b] per process -> [k, processes * b]: rows of the global batch, in process order."""
   if jax.process_count() == 1:
     return local
   if _skip('gather_rows'):   # fault injection (tests): this process skips the exchange
@@ -185,7 +179,6 @@ def gather_rows(local: np.ndarray, step: int | None = None, patient: bool = Fals
   # A device all-gather between steps, as before the key-value exchange (which, here,
   # left the resumed 2-process run's next training step deadlocked in gloo); the
   # Watchdog bounds the wait.
-  del patient
   try:
     every = multihost_utils.process_allgather(local)          # [processes, k, b]
   except Exception:  # a peer went away mid-collective (gloo): one line, not a traceback

@@ -140,9 +140,8 @@ def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None
         t_window = now
         watchdog.call('gather_rows (the logged sample indices)')
         local = np.stack([np.asarray(idx) for _, _, idx in pending])
-        # The global batches' sample indices (the first exchange after a validation waits
-        # for process 0 as long as the validation takes).
-        every = distributed.gather_rows(local, step, patient=after_eval)
+        # The global batches' sample indices.
+        every = distributed.gather_rows(local, step)
         after_eval = False
         watchdog.call('the training step (its device collectives)')
         for (s, m, idx), all_idx in zip(pending, every):
