@@ -21,6 +21,7 @@ from memvos_jax.data import outputs, video_folder
 from memvos_jax.errors import InputError
 from memvos_jax.inference.core import FrameInput, bf16_kernels, cast_variables, make_chunk_fn
 from memvos_jax.inference.objects import ObjectSlots
+from memvos_jax.memory.bank import bucket_capacity
 
 
 @dataclasses.dataclass
@@ -184,8 +185,12 @@ class ClipSegmenter:
     return slots
 
   def _capacity(self, slots, num_frames: int) -> int:
-    return self.memory_capacity or self.family.memory_frames(
-        num_frames, set(slots.given_frames()), self.options)
+    """``memory_capacity``, or (0) what the clip's schedule writes, bucketed where the
+    family allows it (one compile for clips of one frame size)."""
+    if self.memory_capacity:
+      return self.memory_capacity
+    need = self.family.memory_frames(num_frames, set(slots.given_frames()), self.options)
+    return bucket_capacity(need) if self.family.bucket_memory else need
 
   def _chunk_input(self, start, frames, masks, slots, num_frames, size) -> FrameInput:
     """One chunk's scan input (numpy): ``frames`` [n <= chunk, H, W, 3], padded to ``chunk``.

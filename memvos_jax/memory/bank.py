@@ -16,6 +16,18 @@ import jax
 import jax.numpy as jnp
 
 
+MIN_BUCKET = 8
+
+
+def bucket_capacity(frames: int) -> int:
+  """The capacity an automatic (whole-clip) memory gets for ``frames`` writes: the next
+  power of two (at least ``MIN_BUCKET``), so that clips of one frame size but different
+  lengths share one compiled program. Slots past the writes stay free (masked out of every
+  read), so the masks do not change; a read costs at most twice the exact size."""
+  n = max(int(frames), MIN_BUCKET)
+  return 1 << (n - 1).bit_length()
+
+
 @flax.struct.dataclass
 class MemoryBank:
   keys: jax.Array       # [C, N, Ck]   N = h*w positions per frame

@@ -43,6 +43,9 @@ class Family:
       pure, traced once per clip shape (``inference.core.make_chunk_fn`` scans it).
     memory_frames: ``(num_frames, annotated_frames, settings_options) -> int``:
       the slots an unbounded official memory would use (capacity 0 = auto).
+    bucket_memory: an automatic memory (capacity 0) is rounded up by
+      ``memory.bank.bucket_capacity`` (True where empty slots are masked out of every read:
+      clips of different lengths then share one compiled program).
     trainer: ``train(config, workdir)`` for this model (``train.py`` calls it for
       ``config.model``), or None when only official weights are converted.
   """
@@ -56,6 +59,7 @@ class Family:
   init_state: Callable[..., Any]
   step: Callable[..., Any]
   memory_frames: Callable[..., int]
+  bucket_memory: bool = False
   trainer: Callable[..., Any] | None = None
 
   def convert_file(self, path: str, model=None) -> dict:

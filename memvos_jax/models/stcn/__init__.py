@@ -53,5 +53,6 @@ FAMILY = Family(
     init_state=_init_state,
     step=inference.frame_step,
     memory_frames=_memory_frames,
+    bucket_memory=True,
     trainer=train,
 )

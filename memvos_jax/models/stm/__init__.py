@@ -36,4 +36,5 @@ FAMILY = Family(
     init_state=_init_state,
     step=inference.frame_step,
     memory_frames=_memory_frames,
+    bucket_memory=True,
 )
