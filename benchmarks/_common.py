@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import pathlib
-import platform
 import resource
 import shutil
 import subprocess
@@ -26,6 +25,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from memvos_jax.apps import machine
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared'
@@ -351,13 +352,15 @@ def finish(model_name, started, table, results, json_path=None, **extra):
 def summary_line(model_name, total_seconds):
   """The line printed above the table: model, date, machine, total time."""
   return (f'{model_name}, random fixture weights, {datetime.date.today()}, '
-          f'{platform.machine()} {os.cpu_count()} CPUs; total {total_seconds:.0f} s')
+          f'{machine.describe()}; total {total_seconds:.0f} s')
 
 
 def write_json(path, payload):
-  """Writes ``payload`` (plus date and CPU count when it is a dict) as JSON."""
+  """Writes ``payload`` (plus the date and ``machine.info()``: CPU model, ISA flags,
+  cores, load, when it is a dict) as JSON."""
   if isinstance(payload, dict):
-    payload = {'date': str(datetime.date.today()), 'cpus': os.cpu_count(), **payload}
+    payload = {'date': str(datetime.date.today()), 'cpus': os.cpu_count(),
+               'machine': machine.info(), **payload}
   with open(path, 'w') as f:
     json.dump(payload, f, indent=2)
 

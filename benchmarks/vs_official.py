@@ -94,12 +94,13 @@ import argparse
 import datetime
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+from memvos_jax.apps import machine
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
@@ -243,17 +244,6 @@ def run_ours(args):
 
 
 # ------------------------------------------------------------------ parent
-
-
-def cpu_model():
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def loadavg():
@@ -439,7 +429,7 @@ def main():
   finished = datetime.datetime.now()
   lines = [
       '',
-      f'# {started:%Y-%m-%d %H:%M} – {finished:%H:%M}; CPU: {cpu_model()} '
+      f'# {started:%Y-%m-%d %H:%M} – {finished:%H:%M}; CPU: {machine.describe()} '
       f'({len(allowed_cpus())} CPUs usable, {os.cpu_count()} online); '
       f'load average (1, 5, 15 min) before {load_before}, after {load_after}',
       f'# torch {torch_version} ({by["official"][0]["torch_threads"]} threads), '
@@ -461,7 +451,7 @@ def main():
         model=args.model, clip=args.clip, frames=n, size=[int(h), int(w)], objects=objects,
         chunk=chunk, dtype=args.dtype, threads=threads, pinned=bool(args.threads),
         repeats=args.repeats,
-        official_src=src, weights=str(weights), cpu_model=cpu_model(),
+        official_src=src, weights=str(weights), cpu_model=machine.info()['cpu_model'],
         loadavg_before=load_before, loadavg_after=load_after, started=started.isoformat(),
         finished=finished.isoformat(), torch=torch_version, jax=jax_version,
         fps_median=fps, ratio_ours_official=(fps['ours'] / fps['official']

@@ -5,11 +5,10 @@ can then be traced to the CPU (model, cores, ISA extensions) rather than a relea
 """
 
 import importlib.metadata as md
-import os
-import platform
+
+from memvos_jax.apps import machine
 
 NAMES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'grain', 'numpy', 'pillow')
-ISA = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile')
 
 
 def versions() -> str:
@@ -23,19 +22,7 @@ def versions() -> str:
 
 
 def cpu() -> str:
-  model, flags = platform.machine(), set()
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          model = line.split(':', 1)[1].strip()
-        elif line.startswith('flags'):
-          flags = set(line.split(':', 1)[1].split())
-          break
-  except OSError:
-    pass
-  isa = ' '.join(f for f in ISA if f in flags) or 'none of ' + '/'.join(ISA)
-  return f'{model}, {os.cpu_count()} cores, {isa}'
+  return machine.describe()
 
 
 if __name__ == '__main__':
