@@ -213,15 +213,7 @@ def test_a_process_killed_mid_save_leaves_the_last_checkpoint(runs):
   _compare_params(_variables(base / 'two', max(listed)), _variables(base / 'one', max(listed)))
 
 
-# 1 -> 2 processes deadlocks in the first resumed step's gloo collectives (both processes
-# connected, neither progressing; the Watchdog ends both with one line after
-# collective_timeout): an open bug of issue 32, skipped so that it does not cost CI 12 min.
-_ONE_TO_TWO_HANGS = pytest.mark.skip(reason='known deadlock: a 1-process checkpoint resumed '
-                                     'on 2 processes (issue 32; the Watchdog ends it)')
-
-
-@pytest.mark.parametrize('writer,reader', [('two', 1),
-                                           pytest.param('one', 2, marks=_ONE_TO_TWO_HANGS)])
+@pytest.mark.parametrize('writer,reader', [('two', 1), ('one', 2)])
 def test_checkpoint_resumes_on_the_other_process_count(runs, writer, reader):
   base, cache, _ = runs
   work = base / f'{writer}_to_{reader}'

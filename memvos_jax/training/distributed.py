@@ -17,8 +17,10 @@ error on every process, not a hang in the next collective.
 ``compile_together`` compiles the training step ahead and meets the other
 processes at a barrier of the distributed service before the first step:
 CPU collectives (gloo) give up when the processes set up a new communicator
-more than 30 s apart, and compile times differ (a persistent compilation
-cache hit on one process only, a busy host).
+more than 30 s apart, and compile times differ (a busy host). On CPU the
+persistent compilation cache is off once several processes are connected:
+a program loaded from it on process 0 only runs under another launch id than
+the other processes' compiled one, and its collectives deadlock.
 
 The start-up exchanges (config digests, error flags) go through the
 distributed service's key-value store (``allgather``) with a deadline
@@ -102,6 +104,25 @@ def initialize(t):
                      'process_id') from e
   finally:
     watchdog.cancel()
+  _compile_on_every_process()
+
+
+def _compile_on_every_process():
+  """No persistent compilation cache in a multi-process CPU run (before the first compile).
+
+  jax's CPU cache key differs between the processes (its hash of the devices'
+  topology), and only process 0 writes entries: in a later run process 0
+  loads every multi-process program from the cache while the others compile
+  it. A loaded executable has another fingerprint than a compiled one, so
+  jax gives its executions another launch id (XLA's ``run_id``) than the
+  other processes' executions of the same program, and its first gloo
+  collective never completes on any process (the first training step of
+  any run after the first, resumed or not). Every process compiles instead;
+  the others did anyway, and compile concurrently.
+  """
+  if (jax.process_count() > 1 and jax.default_backend() == 'cpu'
+      and jax.config.jax_enable_compilation_cache):
+    jax.config.update('jax_enable_compilation_cache', False)
 
 
 def _flat(tree: dict, prefix: str = '') -> dict:
@@ -176,9 +197,7 @@ def gather_rows(local: np.ndarray, step: int | None = None) -> np.ndarray:
     return local
   if _skip('gather_rows'):   # fault injection (tests): this process skips the exchange
     return np.concatenate([local] * jax.process_count(), axis=1)
-  # A device all-gather between steps, as before the key-value exchange (which, here,
-  # left the resumed 2-process run's next training step deadlocked in gloo); the
-  # Watchdog bounds the wait.
+  # A device all-gather between steps; the Watchdog bounds the wait.
   try:
     every = multihost_utils.process_allgather(local)          # [processes, k, b]
   except Exception:  # a peer went away mid-collective (gloo): one line, not a traceback
