@@ -52,6 +52,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.heldout = ''      # DAVIS clips kept out of training, validated on (comma list)
   config.data.yvos_root = ''    # YouTube-VOS train layout (JPEGImages/<clip>, every 5th frame)
   config.data.static_root = ''  # folders of XXX.jpg + XXX.png (searched recursively)
+  # The same data as TFDS datasets in the ArrayRecord format (built once by
+  # ``python -m memvos_jax.data.tfds_vos build``; docs/data.md), read beside or instead
+  # of the folders above, each trained on like the folder of its kind (comma lists):
+  config.data.tfds_dir = ''     # their TFDS data_dir, local or gs://... ('': ~/tensorflow_datasets)
+  config.data.davis_tfds = ''   # like davis_root, split data.davis_split: e.g. davis_vos/2017
+  config.data.yvos_tfds = ''    # like yvos_root, split train: e.g. youtube_vos2019
+  config.data.static_tfds = ''  # like static_root, split train: e.g. vos_static_images
   config.data.davis_repeat = 5  # official: DAVIS x5 + YouTube-VOS x1 per epoch
   config.data.yvos_skip_divisor = 5  # YouTube-VOS frames are every 5th: max_skip // 5
   config.data.synthetic_length = 40  # frames of a virtual synthetic video

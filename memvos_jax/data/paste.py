@@ -23,7 +23,7 @@ def _lerp(a, b, s):
 class PasteSource:
   """``num_clips`` virtual pseudo-videos of ``length`` frames from ``pool`` video sources.
 
-  ``pool``: sources with ``clips``/``num_frames``/``_frame`` (``VideoFolderSource``);
+  ``pool``: video sources (``sources.VideoSource``: folders or ArrayRecord);
   objects and backgrounds are drawn from all of them.
   """
 

@@ -125,7 +125,7 @@ class ClipSampler:
       frames, labels = src.load(item, idx, rng)
       if isinstance(src, synthetic.SyntheticSource):
         frames, labels = augment.light_clip(rng, frames, labels)
-      elif isinstance(src, sources.VideoFolderSource):
+      elif isinstance(src, sources.VideoSource):   # folders or ArrayRecord
         frames, labels = augment.video_clip(rng, frames, labels, spec.crop_size,
                                             tuple(spec.crop_scale))
       if (labels[0] != 0).any():
@@ -149,22 +149,50 @@ def heldout_names(config) -> list[str]:
   return [n.strip() for n in config.data.heldout.split(',') if n.strip()]
 
 
+def _names(text: str) -> list[str]:
+  return [n.strip() for n in text.split(',') if n.strip()]
+
+
+def _static_sources(config) -> list:
+  """The static image+mask sources: ``data.static_root``, then ``data.static_tfds``."""
+  d, t = config.data, config.training
+  out = []
+  if d.static_root:
+    out.append(sources.StaticFolderSource(d.static_root, 'static', t.num_frames, t.crop_size))
+  if d.static_tfds:
+    from memvos_jax.data.tfds_vos import reader
+    out += [reader.TfdsStaticSource(name, d.tfds_dir, 'train', num_frames=t.num_frames,
+                                    out_size=t.crop_size) for name in _names(d.static_tfds)]
+  return out
+
+
 def build_sources(config):
-  """(sources, repeats, skip divisors, description) for the configured data."""
+  """(sources, repeats, skip divisors, description) for the configured data.
+
+  Folders and their TFDS (ArrayRecord) builds of the same kind are alike: DAVIS
+  (``davis_root``, ``davis_extra_roots``, ``davis_tfds``, in that order), then
+  the pasted pseudo-videos, YouTube-VOS (``yvos_root``, ``yvos_tfds``) and the
+  static images (``static_root``, ``static_tfds``).
+  """
   d, t = config.data, config.training
   srcs, repeats, divisors, names = [], [], [], []
   if t.stage == 0:
-    if d.static_root:
-      srcs.append(sources.StaticFolderSource(d.static_root, 'static', t.num_frames,
-                                             t.crop_size))
-      repeats.append(1)
-      divisors.append(1)
+    static = _static_sources(config)
+    srcs += static
+    repeats += [1] * len(static)
+    divisors += [1] * len(static)
   else:
     roots = [r for r in [d.davis_root] + d.davis_extra_roots.split(',') if r.strip()]
     davis = [sources.VideoFolderSource(
         r.strip(), 'davis' if n == 0 else f'davis+{n}', split=d.davis_split,
         exclude=heldout_names(config), short_side=d.frame_short_side)
         for n, r in enumerate(roots)]
+    if d.davis_tfds:
+      from memvos_jax.data.tfds_vos import reader
+      davis += [reader.TfdsVideoSource(name, d.tfds_dir, d.davis_split,
+                                       exclude=heldout_names(config),
+                                       short_side=d.frame_short_side)
+                for name in _names(d.davis_tfds)]
     srcs += davis
     repeats += [d.davis_repeat] * len(davis)
     divisors += [1] * len(davis)
@@ -174,16 +202,21 @@ def build_sources(config):
                                     t.max_objects))
       repeats.append(1)
       divisors.append(1)
+    yvos = []
     if d.yvos_root:
-      srcs.append(sources.VideoFolderSource(d.yvos_root, 'youtube-vos',
+      yvos.append(sources.VideoFolderSource(d.yvos_root, 'youtube-vos',
                                             short_side=d.frame_short_side))
-      repeats.append(1)
-      divisors.append(d.yvos_skip_divisor)
-    if d.static_root:
-      srcs.append(sources.StaticFolderSource(d.static_root, 'static', t.num_frames,
-                                             t.crop_size))
-      repeats.append(1)
-      divisors.append(1)
+    if d.yvos_tfds:
+      from memvos_jax.data.tfds_vos import reader
+      yvos += [reader.TfdsVideoSource(name, d.tfds_dir, 'train', short_side=d.frame_short_side)
+               for name in _names(d.yvos_tfds)]
+    srcs += yvos
+    repeats += [1] * len(yvos)
+    divisors += [d.yvos_skip_divisor] * len(yvos)
+    static = _static_sources(config)
+    srcs += static
+    repeats += [1] * len(static)
+    divisors += [1] * len(static)
   # The embedded synthetic videos: alone without data folders, or mixed in
   # (``data.synthetic_with_real`` videos per epoch) beside real video.
   n_synthetic = d.synthetic_clips if not srcs else d.synthetic_with_real
@@ -195,8 +228,8 @@ def build_sources(config):
     repeats.append(1)
     divisors.append(1)
   for s, r in zip(srcs, repeats):
-    names.append(f'{s.name} ({len(s)} {"videos" if s.name != "static" else "images"}'
-                 f'{f" x{r}" if r != 1 else ""})')
+    kind = 'images' if isinstance(s, sources.StaticSource) else 'videos'
+    names.append(f'{s.name} ({len(s)} {kind}{f" x{r}" if r != 1 else ""})')
   return srcs, repeats, divisors, ', '.join(names)
 
 

@@ -104,15 +104,17 @@ def check(config, num_devices: int, num_processes: int = 1, encoders=None):
   for key in ('davis_root', 'yvos_root', 'static_root'):
     if d[key]:
       _need(os.path.isdir(d[key]), f'data.{key}', f'folder {d[key]} does not exist')
+  if d.tfds_dir and '://' not in d.tfds_dir:   # gs://... is opened by TFDS and array_record
+    _need(os.path.isdir(d.tfds_dir), 'data.tfds_dir', f'folder {d.tfds_dir} does not exist')
   for root in filter(None, (r.strip() for r in d.davis_extra_roots.split(','))):
     _need(os.path.isdir(root), 'data.davis_extra_roots', f'folder {root} does not exist')
   _need(d.paste_clips >= 0 and d.paste_length >= 2, 'data.paste_clips',
         'paste_clips must be >= 0 and paste_length >= 2')
-  _need(not d.paste_clips or d.davis_root or d.davis_extra_roots, 'data.paste_clips',
-        'pasted pseudo-videos are cut from DAVIS clips: set data.davis_root')
-  if t.stage == 0 and (d.davis_root or d.yvos_root):
-    raise InputError('config.training.stage', 'stage 0 trains on data.static_root only; '
-                     'unset data.davis_root/yvos_root or use stage 3')
+  _need(not d.paste_clips or d.davis_root or d.davis_extra_roots or d.davis_tfds,
+        'data.paste_clips', 'pasted pseudo-videos are cut from DAVIS clips: set data.davis_root')
+  if t.stage == 0 and (d.davis_root or d.yvos_root or d.davis_tfds or d.yvos_tfds):
+    raise InputError('config.training.stage', 'stage 0 trains on data.static_root/static_tfds '
+                     'only; unset data.davis_root/yvos_root/davis_tfds/yvos_tfds or use stage 3')
   if config.checkpoint:
     _need(os.path.exists(config.checkpoint), 'checkpoint', f'{config.checkpoint} does not exist')
     _need(not t.backbone_init, 'training.backbone_init',

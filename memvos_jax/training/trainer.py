@@ -62,8 +62,11 @@ def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None
                        encoders=getattr(family.network, 'encoders', {}))
     return sampling.make_dataset(config)          # data folders checked here
   ds, desc = distributed.agree(checked_data)
-  if not (config.data.davis_root or config.data.yvos_root or config.data.static_root):
-    desc = ('no data folder configured (data.davis_root / yvos_root / static_root): '
+  d = config.data
+  if not (d.davis_root or d.yvos_root or d.static_root
+          or d.davis_tfds or d.yvos_tfds or d.static_tfds):
+    desc = ('no data configured (data.davis_root / yvos_root / static_root or their '
+            '*_tfds datasets): '
             f'training on the embedded synthetic videos, {desc}')
   lead = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
