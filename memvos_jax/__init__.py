@@ -20,3 +20,9 @@ def load(*args, **kwargs):
   """``memvos_jax.api.load``: a Segmenter (no arguments: the shipped default model)."""
   from memvos_jax import api
   return api.load(*args, **kwargs)
+
+
+def export(*args, **kwargs):
+  """``memvos_jax.apps.export.export``: the streaming step as a StableHLO artifact folder."""
+  from memvos_jax.apps import export as _export
+  return _export.export(*args, **kwargs)
