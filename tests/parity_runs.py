@@ -460,6 +460,10 @@ def stcn_knife_edges(run: BikeRun) -> KnifeEdges:
           other = base_idx[c].copy()
           other[u] = order[c, l]
           idx.append(other)
+      # S choices padded to a power of two (repeats of the last): a handful of compiled
+      # shapes for read and decode instead of one per distinct S.
+      num = len(idx)
+      idx += [idx[-1]] * ((1 << (num - 1).bit_length()) - num)
       alt = np.asarray(read(np.repeat(query[c:c + 1], len(idx), 0), np.stack(idx)))  # [K, S, Cv]
       y0, x0 = min(max(y - EFFECT_CROP, 0), h - n), min(max(x - EFFECT_CROP, 0), w - n)
       readouts = np.repeat(base[None, :, y0:y0 + n, x0:x0 + n], len(idx) + 1, axis=0)
@@ -467,9 +471,9 @@ def stcn_knife_edges(run: BikeRun) -> KnifeEdges:
       _, crop = decode(readouts, f16_thin[y0:y0 + n, x0:x0 + n],
                        f8[None, 2 * y0:2 * (y0 + n), 2 * x0:2 * (x0 + n)],
                        f4[None, 4 * y0:4 * (y0 + n), 4 * x0:4 * (x0 + n)])
-      moved = np.max(np.abs(np.asarray(crop[1:] - crop[0])), axis=(0, 1)) * 255.0
+      moved = np.max(np.abs(np.asarray(crop[1:num + 1] - crop[0])), axis=(0, 1)) * 255.0
       fed[16 * y0:16 * (y0 + n), 16 * x0:16 * (x0 + n)] |= moved > FED_ATOL
-      effects.append(((y, x), len(idx), float(moved.max()), int(np.sum(moved > FED_ATOL))))
+      effects.append(((y, x), num, float(moved.max()), int(np.sum(moved > FED_ATOL))))
     out['gap'][t], out['scale'][t], out['near'][t] = (
         gap.reshape(h, w), scale.reshape(h, w), near.reshape(h, w))
     out['flip_fed'][t], out['effects'][t], out['keys'][t] = crop_frame(fed), effects, k16

@@ -1,20 +1,24 @@
-"""The default model: a small STCN trained from scratch on real DAVIS video (shipped weights).
+"""The default model: a small STCN with an ImageNet MobileNetV2 key encoder (shipped weights).
 
 Segment with it (no checkpoint flag needed; the weights ship in the package):
   python eval.py --config configs/default.py --config.data.root=DAVIS --workdir=out
   memvos_jax.load()            python -m memvos_jax segment --video V --mask M --out O
 
-Reproduce the shipped weights (2-core CPU, see docs/training.md for the time,
-the curve and the held-out figures):
+Reproduce the shipped weights (2-core CPU, 1 h 22 min; docs/training.md has the
+time, the curve and the held-out figures):
   python train.py --config configs/default.py --workdir runs/default \\
-      --config.checkpoint= --config.data.davis_root=../shared/data/davis2016_train
+      --config.checkpoint= \\
+      --config.training.backbone_init=key=../shared/weights/imagenet/mobilenet_v2-b0353104.pth \\
+      --config.data.davis_root=../shared/data/davis2016_train \\
+      --config.data.davis_extra_roots=../shared/data/davis2017_extra
 
-Network: STCN with ResNet-18 backbones at half width (base 32 channels), key
-dim 64, value dim 128, decoder widths (128, 64, 64). Training: 25 DAVIS-2016
-train sequences (the five in ``data.heldout`` are kept out and validated on)
-plus embedded synthetic videos; frames at 240 px shorter side, 192 px crops,
-still clips first, then a growing max skip. Inference at 240 px shorter side,
-masks restored to the frame size.
+Network: STCN, keys from MobileNetV2 (output stride 16; its stride-2..8 blocks frozen),
+values from ResNet-18 at half width, key dim 64, value dim 128, decoder widths
+(128, 64, 64). Data: 25 DAVIS-2016 train sequences (the five in ``data.heldout``
+are kept out and validated on), the DAVIS-2017 extras given in
+``data.davis_extra_roots`` and pasted pseudo-videos; frames at 240 px shorter side,
+192 px crops, 2 objects per sample, a growing max skip. Inference at 240 px
+shorter side, masks restored to the frame size.
 
 Variants: ``runlocal`` (a few steps, for tests and notebooks).
 """
