@@ -303,7 +303,7 @@ def test_a_skipped_collective_ends_every_process_with_one_line(tmp_path):
   try:
     t0 = time.time()
     procs = _launch(work, tmp_path / 'cache', 2,
-                    extra=['--config.training.collective_timeout=20'])
+                    extra=['--config.training.collective_timeout=10'])
     results = _finish(procs, work)
   finally:
     os.environ.clear()
