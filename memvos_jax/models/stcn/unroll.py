@@ -19,22 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from memvos_jax.memory import l2_affinity
-
-_EPS = 1e-7
-_MASKED = -1e4
-
-
-def aggregate_logits(prob, valid):
-  """[K, H, W] sigmoid probabilities -> [K+1, H, W] official aggregate logits.
-
-  log-odds of clamp([prod(1-p), p_1..p_K]); invalid objects get -1e4.
-  """
-  prob = jnp.where(valid[:, None, None], prob, 0.0)
-  bg = jnp.prod(1.0 - prob, axis=0, keepdims=True)
-  p = jnp.clip(jnp.concatenate([bg, prob], axis=0), _EPS, 1.0 - _EPS)
-  logits = jnp.log(p / (1.0 - p))
-  keep = jnp.concatenate([jnp.ones((1,), bool), valid])
-  return jnp.where(keep[:, None, None], logits, _MASKED)
+from memvos_jax.nn.aggregate import aggregate_logits   # noqa: F401 (also re-exported)
 
 
 def read_memory(mem_keys, mem_values, slot_ok, query_key):

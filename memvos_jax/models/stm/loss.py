@@ -18,19 +18,11 @@ of the formula: ``tests/test_loss_parity.py``.
 import jax
 import jax.numpy as jnp
 
-_EPS = 1e-7
-_MASKED = -1e4
-
+from memvos_jax.nn import aggregate
 
 def aggregate_logits(fg_logits, valid):
   """fg_logits [K, H, W, 2] (decoder output), valid [K] bool -> [K+1, H, W] aggregate logits."""
-  prob = jax.nn.softmax(fg_logits, axis=-1)[..., 1]                 # [K, H, W]
-  prob = jnp.where(valid[:, None, None], prob, 0.0)
-  bg = jnp.prod(1.0 - prob, axis=0, keepdims=True)
-  p = jnp.clip(jnp.concatenate([bg, prob], axis=0), _EPS, 1.0 - _EPS)
-  logits = jnp.log(p / (1.0 - p))
-  keep = jnp.concatenate([jnp.ones((1,), bool), valid])
-  return jnp.where(keep[:, None, None], logits, _MASKED)
+  return aggregate.aggregate_logits(jax.nn.softmax(fg_logits, axis=-1)[..., 1], valid)
 
 
 def frame_loss(fg_logits, target, valid):
