@@ -246,10 +246,6 @@ def run_ours(args):
 # ------------------------------------------------------------------ parent
 
 
-def loadavg():
-  return tuple(round(x, 2) for x in os.getloadavg())
-
-
 def summarize_official(run, s, n):
   """frames/s and CPU s/frame over frames s..T-1 from the official frame marks."""
   timed = float(run['seconds']) - float(run['frame_starts'][s])
@@ -338,7 +334,7 @@ def main():
   work = pathlib.Path(args.workdir)
   work.mkdir(parents=True, exist_ok=True)
   started = datetime.datetime.now()
-  load_before = loadavg()
+  load_before = machine.loadavg()
   root, davis, n = prepare_clip(work, args.clip, args.frames)
   if n < 2:
     common.die(PROG, f'the clip needs at least 2 frames, has {n}')
@@ -398,8 +394,8 @@ def main():
             f"frames {s}..{n - 1} ({run['timed_seconds']:.1f} s), CPU "
             f"{common.fmt(run['cpu_per_frame'], 2)} s/frame, compile "
             f"{common.fmt(run['compile_seconds'], 1)} s, peak RSS {run['peak_rss_gb']:.2f} GB; "
-            f'child wall {wall:.0f} s; load {loadavg()}', flush=True)
-  load_after = loadavg()
+            f'child wall {wall:.0f} s; load {machine.loadavg()}', flush=True)
+  load_after = machine.loadavg()
 
   h, w = masks['ours'].shape[1:]
   objects = next(r['objects'] for r in runs if r['side'] == 'ours')

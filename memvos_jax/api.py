@@ -85,6 +85,11 @@ class StreamingSession:
   def objects(self) -> list[int]:
     return self._slots.objects
 
+  def program(self):
+    """(settings, variables, initial state, chunk fn): what ``step`` runs, one frame per
+    call (``memvos_jax.export`` serializes exactly this)."""
+    return self._settings, self._variables, self._state, self._fn
+
   def step(self, frame, mask=None) -> np.ndarray:
     """frame [H, W, 3] uint8 (or floats in [0, 1]); optional mask [H, W] ids -> [H, W] uint8 ids."""
     frame = array_inputs.to_uint8_rgb(frame, f'frame {self.index}', ndim=3)

@@ -40,7 +40,7 @@ import numpy as np
 
 from memvos_jax import api
 from memvos_jax.errors import InputError
-from memvos_jax.inference.core import FrameInput, make_chunk_fn
+from memvos_jax.inference.core import FrameInput
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'export_runner.py')
 PLATFORMS = ('cpu', 'cuda', 'rocm', 'tpu')
@@ -76,11 +76,7 @@ def export(out: str, model: str = 'default', checkpoint: str = '', size=(240, 43
     raise InputError('export', f'objects={objects}, capacity={capacity} and size={size} must '
                      'be >= 1, >= 1 and >= 16 px')
   seg = api.load(model, checkpoint, variant=variant, quiet=True, dtype=dtype, **settings)
-  clip = seg.clip
-  st = dataclasses.replace(clip.settings(capacity), chunk=1, out_size=None, return_probs=False)
-  variables = clip.variables_for(st.dtype)
-  state0 = clip.family.init_state(seg.model, st, objects, size)
-  chunk_fn = make_chunk_fn(seg.model, st, clip.family.step)   # what a session runs
+  st, variables, state0, chunk_fn = seg.session(size, objects, capacity).program()
   param_leaves, param_def = jax.tree.flatten(variables)
   state_leaves, state_def = jax.tree.flatten(state0)
 

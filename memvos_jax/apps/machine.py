@@ -27,6 +27,11 @@ def _cpuinfo() -> tuple[str, set[str]]:
   return model, flags
 
 
+def loadavg() -> tuple[float, float, float]:
+  """The load average over 1, 5 and 15 minutes, rounded to 0.01."""
+  return tuple(round(x, 2) for x in os.getloadavg())
+
+
 def info() -> dict:
   """{'cpu_model', 'isa': [...], 'cores' (usable by this process), 'loadavg': (1, 5, 15 min),
   'bf16_units': whether the CPU has AMX or AVX-512-BF16}."""
@@ -36,8 +41,7 @@ def info() -> dict:
     cores = len(os.sched_getaffinity(0))
   except AttributeError:
     cores = os.cpu_count()
-  return dict(cpu_model=model, isa=isa, cores=cores,
-              loadavg=tuple(round(x, 2) for x in os.getloadavg()),
+  return dict(cpu_model=model, isa=isa, cores=cores, loadavg=loadavg(),
               bf16_units=bool({'amx_bf16', 'avx512_bf16'} & flags))
 
 
