@@ -136,7 +136,7 @@ def test_bad_values_are_refused_before_building_anything(tmp_path, monkeypatch):
   with bad.unlocked():
     bad.network.decoder_dims = (64, 32)
   with pytest.raises(InputError, match='decoder_dims'):
-    config_check.check(bad, 1)
+    config_check.check(bad, 1, family=FAMILY)
   with pytest.raises(ValueError, match='unknown variant'):
     stcn.get_config('huge')
   # train(): the config is checked before the model is built or compiled.

@@ -48,6 +48,8 @@ class Family:
       clips of different lengths then share one compiled program).
     trainer: ``train(config, workdir)`` for this model (``train.py`` calls it for
       ``config.model``), or None when only official weights are converted.
+    check_config: ``config -> None``, raising ``InputError('config.<key>', problem)``
+      for the model's own keys (network, loss); run by ``training.config_check``.
   """
   name: str
   network: type
@@ -61,6 +63,7 @@ class Family:
   memory_frames: Callable[..., int]
   bucket_memory: bool = False
   trainer: Callable[..., Any] | None = None
+  check_config: Callable[..., None] | None = None
 
   def convert_file(self, path: str, model=None) -> dict:
     """Read an official ``.pth``/``.pt``/``.npz`` file and convert it for ``model``

@@ -12,7 +12,6 @@ import re
 
 from memvos_jax.errors import InputError
 from memvos_jax.convert import imagenet
-from memvos_jax.nn import backbones
 
 
 def _need(ok: bool, key: str, problem: str):
@@ -44,20 +43,13 @@ def check_launch(config):
           '(training.num_processes): each process feeds an equal slice of the global batch')
 
 
-def check(config, num_devices: int, num_processes: int = 1, encoders=None):
+def check(config, num_devices: int, num_processes: int = 1, encoders=None, family=None):
   """``encoders``: the network's ImageNet-initialisable encoders (``STCN.encoders``),
-  for ``training.backbone_init``."""
-  t, d, n = config.training, config.data, config.network
-  _need(config.model == 'stcn', 'model', f'unknown model {config.model!r} (known: stcn)')
-  for key in ('key_backbone', 'value_backbone'):
-    _need(n[key] in backbones.SPECS, f'network.{key}',
-          f'{n[key]!r} is not one of {sorted(backbones.SPECS)}')
-  _need(n.key_dim > 0, 'network.key_dim', 'must be > 0')
-  _need(n.value_dim >= 16 and n.value_dim % 16 == 0, 'network.value_dim',
-        f'{n.value_dim} must be a positive multiple of 16 (CBAM reduction)')
-  dims = tuple(n.decoder_dims)
-  _need(len(dims) == 3 and all(isinstance(v, int) and v > 0 for v in dims),
-        'network.decoder_dims', f'{dims} is not three positive widths (compress, 16->8, 8->4)')
+  for ``training.backbone_init``; ``family``: the model, whose ``check_config``
+  checks its own keys (network, loss) first."""
+  t, d = config.training, config.data
+  if family is not None and family.check_config is not None:
+    family.check_config(config)
   _need(t.stage in (0, 3), 'training.stage', f'{t.stage} is not 0 (static) or 3 (video)')
   _need(t.batch_size > 0, 'training.batch_size', 'must be > 0')
   _need(t.batch_size % num_devices == 0, 'training.batch_size',
@@ -80,8 +72,6 @@ def check(config, num_devices: int, num_processes: int = 1, encoders=None):
         'must be increasing')
   _need(t.learning_rate > 0, 'training.learning_rate', 'must be > 0')
   _need(t.warmup_steps >= 0, 'training.warmup_steps', 'must be >= 0')
-  _need(0 < t.bce_top_p <= 1, 'training.bce_top_p', 'must be in (0, 1]')
-  _need(t.bce_end_warm >= t.bce_start_warm, 'training.bce_end_warm', 'must be >= bce_start_warm')
   _need(t.compute_dtype in ('float32', 'bfloat16'), 'training.compute_dtype',
         f'{t.compute_dtype!r} is not float32 or bfloat16')
   _need(t.param_sharding in ('replicated', 'sharded'), 'training.param_sharding',

@@ -59,7 +59,7 @@ def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None
 
   def checked_data():
     config_check.check(config, len(devices), jax.process_count(),
-                       encoders=getattr(family.network, 'encoders', {}))
+                       encoders=getattr(family.network, 'encoders', {}), family=family)
     return sampling.make_dataset(config)          # data folders checked here
   ds, desc = distributed.agree(checked_data)
   d = config.data

@@ -3,6 +3,7 @@
   * ``modeling``: the network (key encoder, value encoder, decoder);
   * ``inference``: the per-frame scan step (memory schedule, top-k read);
   * ``convert``: official ``stcn.pth`` -> Flax variables;
+  * ``checks``: its config keys, checked before training builds anything;
   * ``unroll``, ``loss``, ``bn_init``: training (the official clip unroll,
     the bootstrapped cross-entropy, BatchNorm statistics from data), run by the
     shared loop of ``training/trainer.py`` (``train``).
@@ -11,7 +12,7 @@
 import jax.numpy as jnp
 
 from memvos_jax.models.family import Family
-from memvos_jax.models.stcn import bn_init, convert, inference, loss
+from memvos_jax.models.stcn import bn_init, checks, convert, inference, loss
 from memvos_jax.models.stcn.modeling import STCN
 from memvos_jax.training import trainer
 
@@ -55,4 +56,5 @@ FAMILY = Family(
     memory_frames=_memory_frames,
     bucket_memory=True,
     trainer=train,
+    check_config=checks.check_config,
 )
