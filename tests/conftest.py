@@ -9,6 +9,7 @@ sys.path, so tests import helpers such as ``conftest``, ``helpers`` and
 import functools
 import importlib.util
 import json
+import os
 import pathlib
 
 import pytest
@@ -19,6 +20,23 @@ SHARED = REPO.parent / 'shared'
 # tighter, so that no outcome depends on the machine's load. A hang is ended sooner by
 # the code under test itself (training's collective deadlines), not by the test.
 CHILD_TIMEOUT_S = 5400
+# XLA flags of the child processes that train a few steps of a tiny network to check
+# plumbing (metrics rows, checkpoints, resume, processes): LLVM at -O0 compiles in
+# about 0.65x the time and runs those few steps slower. Never used for numbers
+# compared with a recording (parity) or with a run made in another setting.
+FAST_COMPILE = '--xla_backend_optimization_level=0'
+
+
+def child_env(cache=None, devices: int | None = None, **extra) -> dict:
+  """os.environ for a ``train.py`` child: CPU, FAST_COMPILE, ``devices`` simulated
+  devices, the persistent compilation cache ``cache`` (None: the session's), ``extra``."""
+  flags = [FAST_COMPILE] + ([f'--xla_force_host_platform_device_count={devices}']
+                            if devices else [])
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=' '.join(flags), **extra)
+  if cache is not None:
+    env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+  return env
 
 
 def metric_rows(workdir) -> dict:

@@ -30,7 +30,7 @@ from memvos_jax.configs.stcn import get_config
 from memvos_jax.errors import InputError
 from memvos_jax.training import checkpointing, config_check
 
-from conftest import CHILD_TIMEOUT_S, REPO, metric_rows
+from conftest import CHILD_TIMEOUT_S, REPO, child_env, metric_rows
 
 pytestmark = pytest.mark.slow   # launches processes and trains: ~8 min on 2 CPU cores
 
@@ -53,11 +53,7 @@ def _free_port() -> int:
 
 
 def _env(cache, devices: int):
-  return dict(os.environ, JAX_PLATFORMS='cpu',
-              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
-              JAX_COMPILATION_CACHE_DIR=str(cache),
-              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+  return child_env(cache, devices)
 
 
 def _launch(workdir, cache, processes: int, extra=(), per_process=None, port=None):

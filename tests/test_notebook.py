@@ -33,7 +33,7 @@ def test_training_notebook_runs_a_short_training(tmp_path, monkeypatch):
   nb = nbformat.read(REPO / 'notebooks' / 'train_tiny.ipynb', as_version=4)
   params = [c for c in nb.cells if 'parameters' in c.metadata.get('tags', [])]
   assert len(params) == 1
-  params[0].source = 'num_steps = 5'
+  params[0].source = 'num_steps = 5\ncrop_size = 64'
   monkeypatch.setenv('TMPDIR', str(tmp_path))       # the notebook's workdir lives here
   NotebookClient(nb, timeout=CHILD_TIMEOUT_S, kernel_name='python3',
                  resources={'metadata': {'path': str(REPO / 'notebooks')}}).execute()
@@ -41,6 +41,6 @@ def test_training_notebook_runs_a_short_training(tmp_path, monkeypatch):
   assert not [o for o in outputs if o.get('output_type') == 'error']
   text = ''.join(o.get('text', '') for o in outputs)
   assert 'step 5: held-out J&F' in text and 'steps     1-' in text
-  assert '(8, 128, 128, 3) -> (8, 128, 128)' in text
+  assert '(8, 64, 64, 3) -> (8, 64, 64)' in text
   assert any('image/png' in o.get('data', {}) for o in outputs)
   assert (tmp_path / 'memvos_tiny' / 'checkpoints' / '5').is_dir()

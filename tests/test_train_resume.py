@@ -2,7 +2,6 @@
 losses and data as an uninterrupted run; a corrupt newest checkpoint falls back."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 from memvos_jax.training import checkpointing
 from memvos_jax.training.state import TrainState
 
-from conftest import CHILD_TIMEOUT_S, REPO, metric_rows
+from conftest import CHILD_TIMEOUT_S, REPO, child_env, metric_rows
 
 ARGS = ['--config.network.key_dim=16', '--config.network.value_dim=32',
         '--config.training.crop_size=32', '--config.training.batch_size=2',
@@ -32,9 +31,7 @@ def _cmd(workdir):
 
 def _env(cache):
   # A persistent compilation cache shared by the runs keeps the test short.
-  return dict(os.environ, JAX_PLATFORMS='cpu', JAX_COMPILATION_CACHE_DIR=str(cache),
-              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+  return child_env(cache)
 
 
 @pytest.mark.slow   # two training runs in subprocesses: ~100 s

@@ -10,13 +10,12 @@ is ~1e-6 replicated and ~1e-5 sharded relative to the parameters' norm).
 """
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import CHILD_TIMEOUT_S, REPO
+from conftest import CHILD_TIMEOUT_S, REPO, child_env
 
 pytestmark = pytest.mark.slow   # an 8-device training step in a subprocess: ~95 s on 2 CPU cores
 
@@ -61,8 +60,7 @@ print('RESULT', json.dumps(out))
 
 
 def test_eight_devices_equal_one():
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
-             JAX_PLATFORMS='cpu')
+  env = child_env(devices=8)       # both sides in this one child: the same XLA flags
   # Run from tests/ so that the script imports test_train_step (memvos_jax: the venv's install).
   r = subprocess.run([sys.executable, '-c', SCRIPT], capture_output=True, text=True,
                      cwd=REPO / 'tests', env=env, timeout=CHILD_TIMEOUT_S)

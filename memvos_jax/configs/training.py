@@ -35,6 +35,8 @@ def _train_data(data: ml_collections.ConfigDict) -> None:
   data.synthetic_length = 40  # frames of a virtual synthetic video
   data.synthetic_clips = 10_000  # synthetic videos per epoch (virtual)
   data.synthetic_with_real = 0   # synthetic videos per epoch mixed in with real data
+  data.synthetic_radius = (0.12, 0.25)  # synthetic objects' radius, fraction of the crop side
+  data.synthetic_enter_prob = 0.3  # a synthetic object starts outside the frame and moves in
   data.frame_short_side = 0      # resize real frames to this shorter side (0: native)
   data.crop_scale = (0.36, 1.0)  # random resized crop: area fraction (official)
   data.threads = 2       # grain read threads
@@ -65,7 +67,13 @@ def supervised(config: ml_collections.ConfigDict, stage: int = 3) -> ml_collecti
   t.max_skip_values = (5, 10, 15, 20, 25, 5)
   t.max_skip_boundaries = (0.1, 0.2, 0.3, 0.4, 0.9)
   t.reverse_prob = 0.5        # play the clip backwards (official)
-  # Adam(lr, weight_decay) with MultiStepLR(lr_steps, gamma).
+  # How a clip's frames are chosen: 'skip' (STCN/STM: ordered frames at most max_skip
+  # apart, the curriculum above, reversed with reverse_prob) or 'shuffle' (AFB-URR:
+  # num_frames distinct frames of the whole video in random order; no skip, no reversal).
+  t.frame_sampling = 'skip'
+  # Adam(lr, weight_decay) with MultiStepLR(lr_steps, gamma). optimizer 'adam': the decay
+  # is added to the gradient (torch Adam(weight_decay)); 'adamw': decoupled (torch AdamW).
+  t.optimizer = 'adam'
   t.learning_rate = 1e-5
   t.weight_decay = 1e-7
   t.lr_steps = (150_000,) if stage == 0 else (125_000,)

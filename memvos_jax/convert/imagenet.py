@@ -11,8 +11,11 @@ own initial values for the extra channels (the official STCN/STM recipes add
 them, freshly initialised, the same way).
 
 ``apply_backbone_init`` does this for the encoders a model declares
-(``Model.encoders``: encoder name -> (variable path, backbone config key)),
-from ``config.training.backbone_init``: one file for every encoder, or
+(``Model.encoders``: encoder name -> (variable path, backbone config key), or
+(path, key, own) where ``own`` names modules directly under that path that the
+file does not hold and that keep their initial values, e.g. AFB-URR's mask
+convolutions beside the memory encoder's stem), from
+``config.training.backbone_init``: one file for every encoder, or
 ``ENCODER=FILE,ENCODER=FILE`` for some of them.
 """
 
@@ -42,12 +45,21 @@ def _subtree(variables, path):
   return out
 
 
-def load_backbone(path: str, name: str, current) -> dict:
+def load_backbone(path: str, name: str, current, own=()) -> dict:
   """File ``path`` -> variables for backbone ``name`` shaped as ``current`` (arrays).
 
   ``current``: the backbone's own variables ({'params': ..., 'batch_stats': ...}),
-  whose values only matter for the extra input channels of the first conv.
+  whose values only matter for the extra input channels of the first conv and for
+  the modules named in ``own`` (top-level names of ``current`` that are not in the
+  file: returned unchanged).
   """
+  if own:
+    kept = {col: {m: tree[m] for m in own if m in tree} for col, tree in current.items()}
+    rest = {col: {m: v for m, v in tree.items() if m not in own}
+            for col, tree in current.items()}
+    loaded = load_backbone(path, name, rest)
+    return {col: {**loaded.get(col, {}), **kept.get(col, {})}
+            for col in set(loaded) | {c for c, t in kept.items() if t}}
   spec = backbones.SPECS[name]
   state = load_state_dict(path)
   state = {k: v for k, v in state.items() if not k.startswith(spec.head)}
@@ -97,9 +109,9 @@ def apply_backbone_init(config, model, variables) -> tuple[Any, list[str]]:
   for enc, path in files.items():
     if not os.path.exists(path):
       raise InputError(path, f'backbone checkpoint for the {enc} encoder not found')
-    where, key = encoders[enc]
+    where, key, *own = encoders[enc]
     name = config.network[key]
-    loaded = load_backbone(path, name, _subtree(variables, where))
+    loaded = load_backbone(path, name, _subtree(variables, where), own[0] if own else ())
     for col, tree in loaded.items():
       node = variables[col]
       for p in where[:-1]:

@@ -51,6 +51,19 @@ def sample_frames(rng, length: int, max_skip: int, num: int = 3, reverse_prob: f
   return idx
 
 
+def shuffled_frames(rng, length: int, num: int):
+  """Official AFB-URR (``DAVIS_Train_DS`` / ``YouTube_Train_DS``): ``num`` distinct frames
+  of the whole video in random order (``random.shuffle(range(length))[:num]``).
+
+  A video shorter than ``num`` frames (the official code leaves the rest of
+  the clip black, with empty masks) repeats random frames of the permutation.
+  """
+  idx = [int(i) for i in rng.permutation(length)[:num]]
+  while len(idx) < num:
+    idx.append(idx[int(rng.integers(len(idx)))])
+  return idx
+
+
 def select_objects(rng, labels: np.ndarray, max_objects: int):
   """Up to N random objects present in frame 0 -> (slot map [T, S, S], valid [N]).
 
@@ -79,6 +92,7 @@ class PipelineSpec:
   reverse_prob: float
   static: bool            # stage 0: static pseudo-videos, no skip
   crop_scale: tuple = (0.36, 1.0)   # random resized crop: area fraction of the frame
+  frame_sampling: str = 'skip'      # 'skip' (max-skip curriculum) or 'shuffle' (AFB-URR)
 
 
 class ClipSampler:
@@ -119,6 +133,8 @@ class ClipSampler:
     for _ in range(5):   # official: retry when frame 0 has no object
       if spec.static:
         idx = list(range(spec.num_frames))
+      elif spec.frame_sampling == 'shuffle':
+        idx = shuffled_frames(rng, src.num_frames(item), spec.num_frames)
       else:
         idx = sample_frames(rng, src.num_frames(item), skip, spec.num_frames,
                             spec.reverse_prob)
@@ -141,7 +157,8 @@ def spec_from_config(config) -> PipelineSpec:
       crop_size=t.crop_size, num_frames=t.num_frames, max_objects=t.max_objects,
       skip_values=tuple(t.max_skip_values), skip_boundaries=tuple(t.max_skip_boundaries),
       reverse_prob=t.reverse_prob, static=t.stage == 0,
-      crop_scale=tuple(config.data.crop_scale))
+      crop_scale=tuple(config.data.crop_scale),
+      frame_sampling=t.get('frame_sampling', 'skip'))
 
 
 def heldout_names(config) -> list[str]:
@@ -222,7 +239,9 @@ def build_sources(config):
   n_synthetic = d.synthetic_clips if not srcs else d.synthetic_with_real
   if n_synthetic and t.stage != 0 or not srcs:
     settings = synthetic.SyntheticSettings(size=(t.crop_size, t.crop_size),
-                                           max_objects=max(t.max_objects, 1) + 1)
+                                           max_objects=max(t.max_objects, 1) + 1,
+                                           radius=tuple(d.synthetic_radius),
+                                           enter_prob=d.synthetic_enter_prob)
     srcs.append(synthetic.SyntheticSource(settings, d.synthetic_length, n_synthetic,
                                           seed=t.seed))
     repeats.append(1)

@@ -103,6 +103,13 @@ class ResNet(nn.Module):
     return f16, f8, f4
 
 
+def stages(depth: str):
+  """(block class, blocks per layer1..layer3, base width) of a backbone depth (for
+  networks that build their own stem around the torchvision stages, e.g. AFB-URR)."""
+  block, layers = _ARCH[depth]
+  return block, layers, WIDTHS[depth]
+
+
 def feature_dims(depth: str) -> Sequence[int]:
   """Channels of (f16, f8, f4) for a backbone depth."""
   block, _ = _ARCH[depth]

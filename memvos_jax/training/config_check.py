@@ -71,6 +71,10 @@ def check(config, num_devices: int, num_processes: int = 1, encoders=None, famil
   _need(list(t.max_skip_boundaries) == sorted(t.max_skip_boundaries), 'training.max_skip_boundaries',
         'must be increasing')
   _need(t.learning_rate > 0, 'training.learning_rate', 'must be > 0')
+  _need(t.get('optimizer', 'adam') in ('adam', 'adamw'), 'training.optimizer',
+        f'{t.get("optimizer")!r} is not adam or adamw')
+  _need(t.get('frame_sampling', 'skip') in ('skip', 'shuffle'), 'training.frame_sampling',
+        f'{t.get("frame_sampling")!r} is not skip or shuffle')
   _need(t.warmup_steps >= 0, 'training.warmup_steps', 'must be >= 0')
   _need(t.compute_dtype in ('float32', 'bfloat16'), 'training.compute_dtype',
         f'{t.compute_dtype!r} is not float32 or bfloat16')
@@ -89,6 +93,10 @@ def check(config, num_devices: int, num_processes: int = 1, encoders=None, famil
   _need(d.threads >= 0 and d.prefetch >= 0, 'data.threads', 'threads/prefetch must be >= 0')
   _need(d.frame_short_side >= 0, 'data.frame_short_side', 'must be >= 0 (0: native size)')
   _need(d.synthetic_with_real >= 0, 'data.synthetic_with_real', 'must be >= 0')
+  lo, hi = d.synthetic_radius
+  _need(0 < lo <= hi <= 1, 'data.synthetic_radius',
+        f'{tuple(d.synthetic_radius)} is not 0 < lo <= hi <= 1')
+  _need(0 <= d.synthetic_enter_prob <= 1, 'data.synthetic_enter_prob', 'must be in [0, 1]')
   lo, hi = d.crop_scale
   _need(0 < lo <= hi <= 1, 'data.crop_scale', f'{tuple(d.crop_scale)} is not 0 < lo <= hi <= 1')
   for key in ('davis_root', 'yvos_root', 'static_root'):

@@ -76,11 +76,14 @@ class Validator:
     names = sampling.heldout_names(config)
     self.real = bool(config.data.davis_root and names)
     if self.real:
-      self.clips = heldout_davis(config.data.davis_root, names, inf.size)
+      self.clips = heldout_davis(config.data.davis_root, names, inf.get('size', 0))
     else:
       self.clips = heldout(t.eval_clips, t.eval_frames, t.eval_size or t.crop_size)
-    self.seg = ClipSegmenter(family, model, None, mem_every=inf.mem_every, top_k=inf.top_k,
-                             memory_capacity=inf.memory_capacity, chunk=inf.chunk)
+    # The model's inference settings as eval.py takes them (STCN: mem_every, top_k;
+    # STM: mem_every); the frames are resized to inference.size above, one clip at a time.
+    options = {k: v for k, v in inf.to_dict().items()
+               if k not in ('size', 'batch_clips', 'max_objects', 'dtype')}
+    self.seg = ClipSegmenter(family, model, None, **options)
     self.baseline = copy_first_frame(self.clips)
 
   def __call__(self, variables) -> dict:

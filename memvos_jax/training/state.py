@@ -1,9 +1,11 @@
 """Train state, optimiser and initial variables.
 
 Adam with L2 weight decay added to the gradient (torch ``Adam(weight_decay)``)
-and a step decay (``MultiStepLR``): the official STCN optimiser. Only
-``params`` train; BatchNorm statistics stay frozen (``batch_stats`` are
-carried unchanged), as the official network always runs in eval mode.
+and a step decay (``MultiStepLR``): the official STCN optimiser; or
+(``training.optimizer='adamw'``) decoupled weight decay, torch ``AdamW``
+(AFB-URR's). Only ``params`` train; BatchNorm statistics stay frozen
+(``batch_stats`` are carried unchanged), as the official network always runs
+in eval mode.
 """
 
 import re
@@ -38,11 +40,19 @@ def lr_schedule(config):
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
-  """Adam with L2 decay and the step schedule; parameters matching ``training.freeze`` stay fixed."""
-  adam = optax.chain(
-      optax.add_decayed_weights(config.training.weight_decay),
-      optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
-      optax.scale_by_learning_rate(lr_schedule(config)))
+  """Adam with L2 decay (or AdamW) and the step schedule; parameters matching
+  ``training.freeze`` stay fixed."""
+  if config.training.get('optimizer', 'adam') == 'adamw':
+    # torch AdamW: p -= lr * (adam(g) + wd * p), the decay outside the moments.
+    adam = optax.chain(
+        optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+        optax.add_decayed_weights(config.training.weight_decay),
+        optax.scale_by_learning_rate(lr_schedule(config)))
+  else:
+    adam = optax.chain(
+        optax.add_decayed_weights(config.training.weight_decay),
+        optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+        optax.scale_by_learning_rate(lr_schedule(config)))
   if not config.training.get('freeze', ''):
     return adam
   pattern = re.compile(config.training.freeze)

@@ -42,13 +42,17 @@ def _log(msg: str):
   sys.stdout.flush()
 
 
-def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None) -> dict:
+def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None,
+          optimizer=None) -> dict:
   """Train (or resume) ``family``'s network in ``workdir``; returns the summary (also
   ``summary.json``).
 
   ``loss_fn``: the batch loss the update differentiates (``update.train_step``);
   ``calibrate(model, variables, batch) -> variables``: BatchNorm statistics from
-  the first batch (``training.bn_from_data``, random init only).
+  the first batch (``training.bn_from_data``, random init only);
+  ``optimizer(config) -> (optax transformation, lr schedule)``: a model's own
+  optimiser (SAM 2: AdamW with layer decay), the schedule logged as ``lr``;
+  default the engine's (``state.make_optimizer``, ``state.lr_schedule``).
   """
   t = config.training
   config_check.check_launch(config)
@@ -74,7 +78,8 @@ def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None
     _log(f'data: {desc}')
 
   model = family.build(**config.network.to_dict())
-  optimizer = state_lib.make_optimizer(config)
+  optimizer, schedule = (optimizer(config) if optimizer is not None else
+                         (state_lib.make_optimizer(config), state_lib.lr_schedule(config)))
   abstract_vars = jax.eval_shape(lambda: state_lib.init_variables(config, model, family))
   abstract = jax.eval_shape(lambda v: state_lib.create_state(v, optimizer), abstract_vars)
   mesh = update_lib.make_mesh(devices)
@@ -110,7 +115,6 @@ def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None
   data_log = JsonLines(os.path.join(
       workdir, 'data_log', f'process-{jax.process_index()}-of-{jax.process_count()}.jsonl'))
   validator = evaluation.Validator(config, family, model) if t.eval_every and lead else None
-  schedule = state_lib.lr_schedule(config)
   bar = tqdm.tqdm(total=t.num_steps, initial=start, desc='train', unit='step',
                   disable=not (t.progress and lead), file=sys.stderr, dynamic_ncols=True)
   pending, last, val, saved = [], None, None, None

@@ -9,66 +9,86 @@ memory holds one bank per class and the decoder runs once per class. The
 memory itself (adaptive feature bank) is ``memvos_jax.memory.adaptive``.
 Inputs are ImageNet-normalised here (the official encoders normalise
 inside, from their ``mean``/``std`` buffers).
+
+Not official, for training from scratch on a CPU (``configs/afb_urr.py:tiny``):
+``backbone`` picks another torchvision ResNet trunk for both encoders
+(``nn.resnet``: resnet18/34/101 or the reduced-width resnet18_w32/w48; the
+channels of r4/r3/r2/r1 follow it) and ``decoder_dims`` the URR decoder's
+widths. The defaults are the official network, with unchanged variable names.
 """
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from memvos_jax.nn import resnet
 from memvos_jax.nn.layers import KeyValue, conv, max_pool
-from memvos_jax.nn.resnet import Bottleneck
 from memvos_jax.models.afb_urr.urr import URRDecoder
 
-_LAYERS = (3, 4, 6)   # ResNet-50 layer1..layer3
 _BN = dict(use_running_average=True, momentum=0.9, epsilon=1e-5)   # frozen, as nn/resnet.py
 
 
-def _trunk(x):
+def _trunk(x, backbone: str):
   """maxpool + layer1..layer3 (torchvision names), inside the caller's compact scope."""
+  block, layers, width = resnet.stages(backbone)
   x = max_pool(x, 3, 2)
   feats = []
-  for stage, (planes, n) in enumerate(zip((64, 128, 256), _LAYERS)):
+  for stage, (planes, n) in enumerate(zip((width, 2 * width, 4 * width), layers)):
     for i in range(n):
       stride = 2 if (i == 0 and stage > 0) else 1
-      x = Bottleneck(planes, stride, name=f'layer{stage + 1}_{i}')(x)
+      x = block(planes, stride, name=f'layer{stage + 1}_{i}')(x)
     feats.append(x)
   r2, r3, r4 = feats
   return r4, r3, r2
 
 
 class EncoderQ(nn.Module):
-  """[B, H, W, 3] normalised -> r4 [B,H/16,W/16,1024], r3 (512), r2 (256), r1 [B,H/2,W/2,64]."""
+  """[B, H, W, 3] normalised -> r4 [B,H/16,W/16,1024], r3 (512), r2 (256), r1 [B,H/2,W/2,64]
+  (ResNet-50; other trunks: their widths)."""
+  backbone: str = 'resnet50'
 
   @nn.compact
   def __call__(self, image):
-    x = conv(64, 7, 2, bias=False, name='conv1')(image)
+    x = conv(resnet.WIDTHS[self.backbone], 7, 2, bias=False, name='conv1')(image)
     r1 = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))
-    r4, r3, r2 = _trunk(r1)
+    r4, r3, r2 = _trunk(r1, self.backbone)
     return r4, r3, r2, r1
 
 
 class EncoderM(nn.Module):
   """image [1|O, H, W, 3], mask and its complement [O, H, W, 1] -> r4 [O, H/16, W/16, 1024]."""
+  backbone: str = 'resnet50'
 
   @nn.compact
   def __call__(self, image, mask, other):
-    x = (conv(64, 7, 2, bias=False, name='conv1')(image)
-         + conv(64, 7, 2, bias=False, name='conv1_m')(mask)
-         + conv(64, 7, 2, bias=False, name='conv1_o')(other))
+    width = resnet.WIDTHS[self.backbone]
+    x = (conv(width, 7, 2, bias=False, name='conv1')(image)
+         + conv(width, 7, 2, bias=False, name='conv1_m')(mask)
+         + conv(width, 7, 2, bias=False, name='conv1_o')(other))
     r1 = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))
-    r4, _, _ = _trunk(r1)
+    r4, _, _ = _trunk(r1, self.backbone)
     return r4
 
 
 class AFBURR(nn.Module):
   """The entry points used by the inference core (and training)."""
+  # Trunks that ImageNet weights can initialise (``training.backbone_init``): encoder ->
+  # (variable path, network key, modules of that path the file does not hold). The memory
+  # encoder's mask convolutions keep their initialisation, as the official
+  # ``resnet50(pretrained=True)`` copy leaves ``conv1_m`` / ``conv1_o`` fresh.
+  encoders = {'query': (('encoder_q',), 'backbone'),
+              'memory': (('encoder_m',), 'backbone', ('conv1_m', 'conv1_o'))}
   key_dim: int = 128
   value_dim: int = 512
+  backbone: str = 'resnet50'
+  # URR decoder widths (global, local); official (256, 32).
+  decoder_dims: tuple[int, int] = (256, 32)
 
   def setup(self):
-    self.encoder_q = EncoderQ()
-    self.encoder_m = EncoderM()
+    self.encoder_q = EncoderQ(self.backbone)
+    self.encoder_m = EncoderM(self.backbone)
     self.keyval_r4 = KeyValue(self.key_dim, self.value_dim)
-    self.decoder = URRDecoder()
+    g, l = self.decoder_dims
+    self.decoder = URRDecoder(global_dim=g, local_dim=l)
 
   def encode_query(self, image):
     """[1, H, W, 3] -> (key [1,h,w,Ck], value [1,h,w,Cv], r3, r2, r1)."""
@@ -86,10 +106,14 @@ class AFBURR(nn.Module):
     r4 = self.encoder_m(image[None], m, jnp.clip(1.0 - m, 0.0, 1.0))
     return self.keyval_r4(r4)
 
-  def decode(self, readout, query_value, r3, r2, r1):
-    """readout [O, h, w, Cv], query value [h, w, Cv], skips [1, ...] -> fg probability [O, H, W]."""
+  def decode(self, readout, query_value, r3, r2, r1, valid=None):
+    """readout [O, h, w, Cv], query value [h, w, Cv], skips [1, ...] -> fg probability [O, H, W].
+
+    ``valid`` [O] bool (training: padded object slots): the classes that exist; the
+    others take no part in the decoder's normalisation over classes (None: all).
+    """
     # readout ++ query value as channel blocks (layers.Conv): the query's half once, not O times.
-    return self.decoder((readout, query_value[None]), r3, r2, r1)
+    return self.decoder((readout, query_value[None]), r3, r2, r1, valid)
 
   def __call__(self, image, masks):
     """Initialisation path touching every parameter: image [1,H,W,3], masks [O,H,W]."""

@@ -31,12 +31,15 @@ def uncertainty(probs, axis=0):
   return jnp.expand_dims(u, axis)
 
 
-def confidence_loss(fg_probs):
+def confidence_loss(fg_probs, valid=None):
   """The official training term: fg_probs [B, O, H, W] (decoder outputs).
 
   softmax over classes, uncertainty map, its L2 norm over the image divided
   by sqrt(H*W), averaged over the batch (``AFB_URR.segment`` in training).
+  ``valid`` [O] bool (None: all): classes outside it take no part (padded slots).
   """
+  if valid is not None:
+    fg_probs = jnp.where(valid[None, :, None, None], fg_probs, -jnp.inf)
   u = uncertainty(jax.nn.softmax(fg_probs, axis=1), axis=1)         # [B, 1, H, W]
   b, _, h, w = u.shape
   return jnp.mean(jnp.sqrt(jnp.sum(u.reshape(b, -1) ** 2, axis=1)) / math.sqrt(h * w))
@@ -58,9 +61,11 @@ class URRDecoder(nn.Module):
   local_dim: int = 32
 
   @nn.compact
-  def __call__(self, match, r3, r2, r1):
+  def __call__(self, match, r3, r2, r1, valid=None):
     # match [O, h, w, 1024] (or channel blocks, see layers.Conv); r3 [1, 2h, 2w, 512];
-    # r2 [1, 4h, 4w, 256]; r1 [1, 8h, 8w, 64]
+    # r2 [1, 4h, 4w, 256]; r1 [1, 8h, 8w, 64]; valid [O] bool or None (every class).
+    # An invalid class (a padded object slot) gets rough probability 0, so the classes
+    # that exist see exactly the official decoder over them alone.
     p = ResBlock(self.global_dim, name='ResMM')(conv(self.global_dim, 3, name='convFM')(match))
     p = Refine(self.global_dim, name='RF3')(r3, p)                   # 1/8
     p = Refine(self.global_dim, name='RF2')(r2, p)                   # 1/4
@@ -68,6 +73,8 @@ class URRDecoder(nn.Module):
     p = upsample(p, 2)                                               # [O, 8h, 8w, 2] at 1/2
 
     rough = jax.nn.softmax(p, axis=-1)[..., 1]                       # [O, H2, W2]
+    if valid is not None:
+      rough = jnp.where(valid[:, None, None], rough, -jnp.inf)
     rough = jax.nn.softmax(rough, axis=0)                            # over classes
     unc = uncertainty(rough, axis=0)[0][..., None]                   # [H2, W2, 1]
     rough = rough[..., None]                                         # [O, H2, W2, 1]

@@ -67,7 +67,11 @@ def loss_fn(params, batch_stats, batch, step, model, config):
   logits = logits.astype(jnp.float32)
   p = bootstrap_p(step, t.bce_start_warm, t.bce_end_warm, t.bce_top_p)
   total, per_frame = clip_loss(logits, labels, p)
-  metrics = {'loss': total, 'bootstrap_p': p,
+  # The plain cross-entropy (p = 1), comparable across the bootstrapping schedule.
+  logp = jax.nn.log_softmax(logits, axis=2)                          # [B, T-1, C, H, W]
+  pixel = -jnp.take_along_axis(logp, labels[:, 1:, None], axis=2)    # [B, T-1, 1, H, W]
+  ce = jnp.sum(jnp.mean(pixel, axis=(0, 2, 3, 4)))
+  metrics = {'loss': total, 'bootstrap_p': p, 'ce': ce,
              'iou': iou(logits, labels, batch['valid'])}
   for i in range(per_frame.shape[0]):
     metrics[f'loss_{i + 1}'] = per_frame[i]

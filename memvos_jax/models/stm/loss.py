@@ -12,13 +12,20 @@ training). Invalid object slots take no part (their log-odds are -1e4, a
 probability of exactly 0 in float32), as the paper's aggregation runs over
 the objects present and as our inference ``nn.aggregate`` does (the official
 evaluation code's padding slots keep clamp(0) = 1e-7, log-odds -16.1). Checked against a numpy transcription
-of the formula: ``tests/test_loss_parity.py``.
+of the formula: ``tests/test_loss_parity.py``. ``loss_fn`` is the batch loss
+that the shared update (``training.update``) differentiates: the clip unrolled
+by ``unroll.clip_logits``, this loss, the training IoU.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
 
+from memvos_jax.inference.core import normalize   # uint8 frames -> ImageNet-normalised
+from memvos_jax.models.stm.unroll import clip_logits
 from memvos_jax.nn import aggregate
+
 
 def aggregate_logits(fg_logits, valid):
   """fg_logits [K, H, W, 2] (decoder output), valid [K] bool -> [K+1, H, W] aggregate logits."""
@@ -37,3 +44,37 @@ def clip_loss(fg_logits, labels, valid):
       fg_logits, labels[:, 1:], valid)                                   # [B, T-1]
   frame = jnp.mean(per, axis=0)
   return jnp.sum(frame), frame
+
+
+def iou(fg_logits, labels, valid):
+  """The training monitor (as STCN's): (intersection + 1) / (union + 1) of object 1 over the
+  batch, its prediction the argmax of the soft aggregation. fg_logits [B, T-1, K, H, W, 2]."""
+  agg = jax.vmap(jax.vmap(aggregate_logits, in_axes=(0, None)))(fg_logits, valid)
+  pred = jnp.argmax(agg, axis=2) == 1                                     # [B, T-1, H, W]
+  gt = labels[:, 1:] == 1
+  has = valid[:, :1, None, None]                                          # [B, 1, 1, 1]
+  inter = jnp.sum(pred & gt & has)
+  union = jnp.sum((pred | gt) & has)
+  return (inter + 1.0) / (union + 1.0)
+
+
+def loss_fn(params, batch_stats, batch, step, model, config):
+  """Mean over the batch of the summed per-frame cross-entropy; plus metrics (``step``
+  unused: the paper's loss has no schedule)."""
+  del step
+  t = config.training
+  dtype = jnp.bfloat16 if t.compute_dtype == 'bfloat16' else jnp.float32
+  cast = lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+  variables = {'params': jax.tree.map(cast, params), 'batch_stats': jax.tree.map(cast, batch_stats)}
+  frames = normalize(batch['frames'], dtype)                             # [B, T, H, W, 3]
+  labels = batch['labels'].astype(jnp.int32)                             # [B, T, H, W]
+  valid = batch['valid']
+  use_scan = t.clip_loop == 'scan' or (t.clip_loop == 'auto' and jax.default_backend() != 'cpu')
+  fg = jax.vmap(functools.partial(clip_logits, model, variables, use_scan=use_scan))(
+      frames, labels, valid)                                             # [B, T-1, K, H, W, 2]
+  fg = fg.astype(jnp.float32)
+  total, per_frame = clip_loss(fg, labels, valid)
+  metrics = {'loss': total, 'iou': iou(fg, labels, valid)}
+  for i in range(per_frame.shape[0]):
+    metrics[f'loss_{i + 1}'] = per_frame[i]
+  return total, metrics

@@ -5,7 +5,9 @@ Memory encoder: a second ResNet-50 whose first conv also sees the object's
 mask and the other objects' mask (official ``conv1 + conv1_m + conv1_o``, one
 5-channel conv here: the three are bias-free and summed before bn1), with
 its own key/value projections; it runs once per object, so memory keys are
-per object. Decoder: official ``Decoder`` (convFM + ResBlock at 1/16, two
+per object. Both trunks are ``backbone`` (official ``resnet50``; any name of
+``nn.backbones``, e.g. ``resnet18`` or ``mobilenet_v2`` for small models
+trained here), ImageNet-initialisable (``encoders``, ``training.backbone_init``). Decoder: official ``Decoder`` (convFM + ResBlock at 1/16, two
 Refine stages to 1/4, a 2-way prediction conv, bilinear x4). The space-time
 memory read is not part of the network: see ``memory.readout.read_dense``.
 """
@@ -13,8 +15,8 @@ memory read is not part of the network: see ``memory.readout.read_dense``.
 import flax.linen as nn
 import jax.numpy as jnp
 
+from memvos_jax.nn import backbones
 from memvos_jax.nn.layers import KeyValue, ResBlock, conv, upsample
-from memvos_jax.nn.resnet import ResNet
 
 
 class Refine(nn.Module):
@@ -41,22 +43,40 @@ class Decoder(nn.Module):
     return upsample(p2, 4)                                     # [K, 16h, 16w, 2]
 
 
+def memory_input(image, masks):
+  """[H, W, 3], soft masks [K, H, W] -> the memory encoder's input [K, H, W, 5].
+
+  Object k's input is (image, its mask, the sum of the other objects' masks
+  clamped to [0, 1]), as the official ``memorize``.
+  """
+  k = masks.shape[0]
+  others = jnp.einsum('ij,jhw->ihw', 1.0 - jnp.eye(k, dtype=masks.dtype), masks)
+  return jnp.concatenate([
+      jnp.broadcast_to(image, (k,) + image.shape),
+      masks[..., None], jnp.clip(others, 0.0, 1.0)[..., None]], axis=-1)
+
+
 class STM(nn.Module):
   """The entry points used by ``inference.stm`` (images are normalised and padded)."""
+  # Backbones that ImageNet weights can initialise: encoder -> (variable path, network key).
+  encoders = {'query': (('query_encoder',), 'backbone'),
+              'memory': (('memory_encoder',), 'backbone')}
   backbone: str = 'resnet50'
   key_dim: int = 128
   value_dim: int = 512
   decoder_dim: int = 256
 
   def setup(self):
-    self.query_encoder = ResNet(self.backbone)
-    self.memory_encoder = ResNet(self.backbone)
+    self.query_encoder = backbones.build(self.backbone)
+    self.memory_encoder = backbones.build(self.backbone)
     self.query_kv = KeyValue(self.key_dim, self.value_dim)
     self.memory_kv = KeyValue(self.key_dim, self.value_dim)
     self.decoder = Decoder(self.decoder_dim)
 
   def encode_query(self, image):
-    """[B, H, W, 3] -> (key [B,h,w,Ck], value [B,h,w,Cv], r3 [B,2h,2w,512], r2 [B,4h,4w,256])."""
+    """[B, H, W, 3] -> (key [B,h,w,Ck], value [B,h,w,Cv], r3 [B,2h,2w,C8], r2 [B,4h,4w,C4]).
+
+    (C8, C4) = (512, 256) for ResNet-50 (``backbones.feature_dims``)."""
     r4, r3, r2 = self.query_encoder(image)
     k4, v4 = self.query_kv(r4)
     return k4, v4, r3, r2
@@ -64,15 +84,9 @@ class STM(nn.Module):
   def encode_memory(self, image, masks):
     """[H, W, 3], soft masks [K, H, W] -> (keys [K, h, w, Ck], values [K, h, w, Cv]).
 
-    Object k's input is (image, its mask, the sum of the other objects'
-    masks clamped to [0, 1]), as the official ``memorize``.
+    One memory-encoder pass per object (``memory_input``).
     """
-    k = masks.shape[0]
-    others = jnp.einsum('ij,jhw->ihw', 1.0 - jnp.eye(k, dtype=masks.dtype), masks)
-    x = jnp.concatenate([
-        jnp.broadcast_to(image, (k,) + image.shape),
-        masks[..., None], jnp.clip(others, 0.0, 1.0)[..., None]], axis=-1)  # [K, H, W, 5]
-    r4, _, _ = self.memory_encoder(x)
+    r4, _, _ = self.memory_encoder(memory_input(image, masks))
     return self.memory_kv(r4)
 
   def decode(self, readout, query_value, r3, r2):
