@@ -23,7 +23,11 @@ official codes' memory grows with the video and cannot). The folder holds
 
 Shapes are static: frames of another size are resized by the runner, objects
 beyond ``--objects`` are refused, and the memory evicts FIFO past ``--capacity``
-frames (the annotated frames stay pinned). docs/export.md has the details.
+frames (the annotated frames stay pinned). ``--dtype bfloat16`` exports the
+library's bf16 program (bf16 leaves stored as uint16 bits; the manifest names
+the XLA flags the runner sets, as the library does); float32-only models
+(SAM 2, RPM-Net) refuse it. From Python, ``model`` may be a loaded Segmenter.
+docs/export.md has the details, which models were checked and the limits.
 """
 
 import argparse
@@ -38,12 +42,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memvos_jax import api
+from memvos_jax import api, registry
 from memvos_jax.errors import InputError
+from memvos_jax.inference import core
 from memvos_jax.inference.core import FrameInput
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'export_runner.py')
 PLATFORMS = ('cpu', 'cuda', 'rocm', 'tpu')
+BF16_NOTE = ('; bfloat16 leaves as their uint16 bits (view them as the program\'s '
+             'input dtype, Exported.in_avals)')
 
 
 def _sha256(path: str) -> str:
@@ -58,14 +65,50 @@ def _spec(name, a) -> dict:
   return {'name': name, 'shape': list(np.shape(a)), 'dtype': str(np.asarray(a).dtype)}
 
 
-def export(out: str, model: str = 'default', checkpoint: str = '', size=(240, 432),
-           objects: int = 2, capacity: int = 20, platforms=('cpu',), dtype: str = 'float32',
+def _segmenter(model, checkpoint, variant, dtype, settings):
+  """(Segmenter, model name) for ``export``: a name loaded as ``memvos_jax.load`` does
+  (a float32-only model asked for bfloat16 is refused in one line, before loading), or
+  a loaded Segmenter as it is."""
+  if isinstance(model, api.Segmenter):
+    if checkpoint or variant or settings:
+      raise TypeError('export(model=Segmenter): checkpoint, variant and settings belong to '
+                      'memvos_jax.load; the Segmenter is exported as it is')
+    own = model.clip.options.get('dtype', 'float32')
+    if dtype not in (None, own):
+      raise InputError('--dtype', f'{dtype} asked for a Segmenter loaded in {own} (load it '
+                       f'with dtype={dtype!r})')
+    return model, registry.of(model.model).name
+  if model in registry.names() and dtype is not None:
+    try:
+      registry.get(model).make_settings(dtype=dtype)
+    except ValueError as e:   # SAM 2, RPM: no bfloat16 path in the library, none to export
+      raise InputError('--dtype', f'{e}; export {model} in float32') from None
+  if dtype is not None:
+    settings = dict(settings, dtype=dtype)
+  return api.load(model, checkpoint, variant=variant, quiet=True, **settings), model
+
+
+def _stored(a) -> np.ndarray:
+  """A leaf as .npz stores it: bfloat16 (which numpy cannot name) as its uint16 bits;
+  the runner views it back as the program's input dtype."""
+  a = np.asarray(a)
+  return a.view(np.uint16) if a.dtype == jnp.bfloat16 else a
+
+
+def export(out: str, model='default', checkpoint: str = '', size=(240, 432),
+           objects: int = 2, capacity: int = 20, platforms=('cpu',), dtype: str | None = None,
            bake: bool = False, variant: str | None = None, **settings) -> dict:
   """Writes the artifact folder ``out`` (see the module docstring); returns the manifest.
 
+  ``model``: a model name (``memvos_jax.registry.names()``), loaded with
+  ``checkpoint`` / ``variant`` / ``dtype`` / ``settings`` as ``memvos_jax.load``
+  does, or a loaded ``memvos_jax.api.Segmenter`` (e.g. one built at another
+  network setting, such as a smaller SAM 2 ``image_size``), exported as it is.
   ``size`` = (H, W) of the frames the step takes, ``objects`` the object slots,
   ``capacity`` the memory frames; ``settings`` override the model's inference
-  settings (e.g. ``mem_every``, ``top_k``) as in ``memvos_jax.load``.
+  settings (e.g. ``mem_every``, ``top_k``) as in ``memvos_jax.load``; ``dtype``
+  (default: the model config's, float32) 'bfloat16' exports the library's bf16
+  program (models with a bf16 path: stcn, stm, afb_urr, default).
   """
   size = tuple(int(s) for s in size)
   bad = [p for p in platforms if p not in PLATFORMS]
@@ -75,7 +118,7 @@ def export(out: str, model: str = 'default', checkpoint: str = '', size=(240, 43
   if objects < 1 or capacity < 1 or min(size) < 16:
     raise InputError('export', f'objects={objects}, capacity={capacity} and size={size} must '
                      'be >= 1, >= 1 and >= 16 px')
-  seg = api.load(model, checkpoint, variant=variant, quiet=True, dtype=dtype, **settings)
+  seg, model = _segmenter(model, checkpoint, variant, dtype, settings)
   st, variables, state0, chunk_fn = seg.session(size, objects, capacity).program()
   param_leaves, param_def = jax.tree.flatten(variables)
   state_leaves, state_def = jax.tree.flatten(state0)
@@ -107,29 +150,33 @@ def export(out: str, model: str = 'default', checkpoint: str = '', size=(240, 43
     f.write(exported.serialize())
   if not bake:
     np.savez(os.path.join(out, 'weights.npz'),
-             **{f'p{i}': np.asarray(a) for i, a in enumerate(param_leaves)})
+             **{f'p{i}': _stored(a) for i, a in enumerate(param_leaves)})
   elif os.path.exists(os.path.join(out, 'weights.npz')):
     os.remove(os.path.join(out, 'weights.npz'))
   np.savez(os.path.join(out, 'state.npz'),
-           **{f's{i}': np.asarray(a) for i, a in enumerate(state_leaves)})
+           **{f's{i}': _stored(a) for i, a in enumerate(state_leaves)})
   shutil.copyfile(RUNNER, os.path.join(out, 'runner.py'))
-  weights = seg.weights if isinstance(getattr(seg, 'weights', None), str) else ''
+  # What ``memvos_jax.load`` read (Segmenter.weights): a path, or its random-init note.
+  weights = getattr(seg, 'weights', None)
+  weights = weights if isinstance(weights, str) else '(a Segmenter without .weights)'
   manifest = {
       'format': 'memvos_jax.export/1',
       'model': model, 'variant': variant or '', 'dtype': st.dtype,
-      'weights': os.path.abspath(weights) if weights else '(random init)',
-      'weights_sha256': _sha256(weights) if weights and os.path.isfile(weights) else '',
+      'weights': os.path.abspath(weights) if os.path.exists(weights) else weights,
+      'weights_sha256': _sha256(weights) if os.path.isfile(weights) else '',
       'frame_size': list(size), 'objects': objects, 'memory_capacity': capacity,
       'settings': {k: v for k, v in dataclasses.asdict(st).items()
                    if isinstance(v, (int, float, str, bool)) or v is None},
       'platforms': list(platforms), 'baked_weights': bool(bake),
       'jax_version': jax.__version__,
+      # What the library compiles a bf16 program with (the runner sets it likewise).
+      'xla_flags': core.ONEDNN_FLAG if st.dtype == 'bfloat16' else '',
       'calling_convention': 'step(params, state, image, annotation, given, index) -> '
                             '(state, mask); params absent when baked_weights',
       'inputs': ([] if bake else [{'name': 'params', 'leaves': len(param_leaves),
-                                   'file': 'weights.npz (p0, p1, ...)'}])
+                                   'file': 'weights.npz (p0, p1, ...)' + BF16_NOTE}])
                 + [{'name': 'state', 'leaves': len(state_leaves),
-                    'file': 'state.npz (s0, s1, ...): the empty memory'},
+                    'file': 'state.npz (s0, s1, ...): the empty memory' + BF16_NOTE},
                    _spec('image', np.zeros(size + (3,), np.uint8)) | {
                        'doc': 'RGB frame'},
                    _spec('annotation', np.zeros(size, np.uint8)) | {
@@ -168,7 +215,8 @@ def main(argv=None) -> int:
   p.add_argument('--objects', type=int, default=2)
   p.add_argument('--capacity', type=int, default=20, help='memory frames')
   p.add_argument('--platforms', default='cpu', help='comma list: cpu, cuda, rocm, tpu')
-  p.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'))
+  p.add_argument('--dtype', default=None, choices=('float32', 'bfloat16'),
+                 help="default: the model config's (float32)")
   p.add_argument('--bake', action='store_true', help='weights as constants of the program')
   args = p.parse_args(argv)
   try:

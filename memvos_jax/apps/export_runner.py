@@ -13,8 +13,11 @@ or, from Python (a webcam-like source: one frame in, one mask out)::
       ids = s.step(frame)
 
 Frames of another size than the artifact's are resized (bilinear) before the
-step and the mask is resized back (nearest). Needs jax, numpy and Pillow
-(Pillow only for reading and writing image files).
+step and the mask is resized back (nearest). A bfloat16 artifact's leaves are
+stored as uint16 bits (viewed back as the program's input dtypes), and its
+manifest's ``xla_flags`` (oneDNN kernels on CPUs, as the library compiles bf16)
+are added to ``XLA_FLAGS`` unless set there, before jax starts. Needs jax,
+numpy and Pillow (Pillow only for reading and writing image files).
 """
 
 import argparse
@@ -33,22 +36,30 @@ class Streamer:
   def __init__(self, folder: str):
     with open(os.path.join(folder, 'manifest.json')) as f:
       self.manifest = json.load(f)
+    if self.manifest.get('xla_flags'):
+      _xla_flags(self.manifest['xla_flags'])
     with open(os.path.join(folder, 'step.bin'), 'rb') as f:
       self._exported = jax_export.deserialize(bytearray(f.read()))
     self._call = jax.jit(self._exported.call)
     self.size = tuple(self.manifest['frame_size'])
     self.max_objects = int(self.manifest['objects'])
-    with np.load(os.path.join(folder, 'state.npz')) as z:
-      self._state0 = [z[f's{i}'] for i in range(len(z.files))]
+    # The program's inputs in order: params (unless baked), state, then the frame's four.
+    avals = iter(self._exported.in_avals)
+    # Placed on the device explicitly, as the step's outputs are: the state fed back is
+    # then the same jit signature as the first one (else frame 1 compiles a second time).
+    self._device = jax.devices()[0]
     self._params = None
     if not self.manifest['baked_weights']:
       with np.load(os.path.join(folder, 'weights.npz')) as z:
-        self._params = [jax.device_put(z[f'p{i}']) for i in range(len(z.files))]
+        self._params = [jax.device_put(_as(z[f'p{i}'], next(avals)), self._device)
+                        for i in range(len(z.files))]
+    with np.load(os.path.join(folder, 'state.npz')) as z:
+      self._state0 = [_as(z[f's{i}'], next(avals)) for i in range(len(z.files))]
     self.reset()
 
   def reset(self):
     """A new video: empty memory, no objects."""
-    self._state = [jax.device_put(a) for a in self._state0]
+    self._state = [jax.device_put(a, self._device) for a in self._state0]
     self.labels: list[int] = []       # object id of slot i
     self.index = 0
 
@@ -87,6 +98,32 @@ class Streamer:
     lut[1:len(self.labels) + 1] = self.labels
     ids = lut[np.asarray(slots)]
     return ids if own == self.size else _resize(ids, own, bilinear=False)
+
+
+def _as(a: np.ndarray, aval) -> np.ndarray:
+  """A stored leaf as the program takes it: bfloat16 is stored as its uint16 bits."""
+  return a.view(aval.dtype) if a.dtype != aval.dtype and a.dtype == np.uint16 else a
+
+
+def _xla_flags(flags: str) -> None:
+  """The XLA flags the library compiled the step with (a bfloat16 step: oneDNN kernels
+  on CPUs), added to ``XLA_FLAGS`` before jax starts its backend. A flag already in
+  ``XLA_FLAGS`` (say ``...=false``) wins; once the backend has started it is too late."""
+  current = os.environ.get('XLA_FLAGS', '')
+  missing = [f for f in flags.split() if f.split('=')[0] not in current]
+  if not missing:
+    return
+  try:
+    from jax.extend import backend as jax_backend
+    record = jax_backend.get_backend.cache_info()   # a call on record: the backend exists
+  except (ImportError, AttributeError):
+    record = None
+  if record is not None and (record.hits or record.misses):
+    print(f'runner: jax started before it could set XLA_FLAGS={" ".join(missing)} (as the '
+          'library does for this step): set it before importing jax for the same kernels',
+          file=sys.stderr)
+    return
+  os.environ['XLA_FLAGS'] = f'{current} {" ".join(missing)}'.strip()
 
 
 def _resize(a: np.ndarray, size, bilinear: bool) -> np.ndarray:
