@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import CHILD_TIMEOUT_S, REPO
+from conftest import CHILD_TIMEOUT_S, child_env, REPO
 from helpers import numpy_variables
 from memvos_jax.configs import afb_urr as afb_config
 from memvos_jax.convert import imagenet
@@ -235,7 +235,8 @@ def test_train_py_runs_afb_urr_tiny(tmp_path):
           '--config.data.threads=0']
   r = subprocess.run([sys.executable, str(REPO / 'train.py'), '--config',
                       str(REPO / 'configs/afb_urr.py:tiny'), f'--workdir={work}', *args],
-                     capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
+                     capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S,
+                     env=child_env())
   assert r.returncode == 0, r.stderr[-3000:]
   assert 'model: AFBURR' in r.stdout and 'embedded synthetic videos' in r.stdout, r.stdout
   rows = [json.loads(line) for line in open(work / 'metrics.jsonl')]

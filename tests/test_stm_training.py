@@ -24,7 +24,7 @@ from memvos_jax.registry import build_model
 from memvos_jax.training import config_check
 from memvos_jax.training import state as state_lib, update as update_lib
 
-from conftest import CHILD_TIMEOUT_S, REPO, SHARED
+from conftest import CHILD_TIMEOUT_S, child_env, REPO, SHARED
 from helpers import numpy_variables
 
 SMALL = dict(backbone='resnet18', key_dim=16, value_dim=32, decoder_dim=16)
@@ -127,7 +127,8 @@ def test_train_py_writes_metrics_and_checkpoint(tmp_path):
        *[f'--config.network.{k}={v}' for k, v in SMALL.items()],
        '--config.training.init_rng=rbg', '--config.data.threads=0',
        '--config.training.progress=False'],
-      capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
+      capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S,
+                     env=child_env())
   assert r.returncode == 0, r.stderr[-3000:]
   assert 'model: STM' in r.stdout, r.stdout
   rows = [json.loads(line) for line in open(work / 'metrics.jsonl')]
