@@ -87,6 +87,18 @@ def _check_orbax_folder(path: str) -> set | None:
   return variables
 
 
+def _empty_collections(path: str) -> list:
+  """Top-level names that ``_METADATA`` lists as empty containers (e.g. 'batch_stats': {})."""
+  try:
+    with open(os.path.join(path, '_METADATA'), 'rb') as f:
+      tree = json.loads(f.read().decode('utf-8'))['tree_metadata']
+    return sorted({str(e['key_metadata'][0]['key']) for e in tree.values()
+                   if len(e['key_metadata']) == 1
+                   and e.get('value_metadata', {}).get('skip_deserialize')})
+  except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, IndexError):
+    return []   # no (readable) _METADATA: _check_orbax_folder has said what is wrong
+
+
 _STATUS = {'NOT_FOUND': 'missing', 'OUT_OF_RANGE': 'cut short', 'DATA_LOSS': 'corrupt'}
 
 
@@ -175,11 +187,18 @@ def restore_variables(path: str, target=None):
     problem = _mismatch({k: want.get(k, ()) for k in listed}, want)
     if problem:
       raise CheckpointError(f'{path}: checkpoint does not match the network: {problem}')
+  # Empty collections on disk that the target lacks (a training checkpoint of a network
+  # without BatchNorm holds 'batch_stats': {}) are read as such and dropped.
+  extra = [k for k in _empty_collections(path)
+           if target is not None and isinstance(target, Mapping) and k not in target]
   with ocp.StandardCheckpointer() as ckpt:
     try:
-      out = ckpt.restore(path, target) if target is not None else ckpt.restore(path)
+      out = (ckpt.restore(path, {**target, **{k: {} for k in extra}}) if target is not None
+             else ckpt.restore(path))
     except Exception as e:  # a file missing, cut short or corrupt
       raise _restore_problem(path, e) from None
+  for k in extra:
+    out.pop(k, None)
   if want is not None and _mismatch(_shapes(out), want):   # orbax keeps the file's shapes
     raise CheckpointError(f'{path}: checkpoint does not match the network: '
                           f'{_mismatch(_shapes(out), want)}')

@@ -9,7 +9,12 @@
   * ``convert``: official ``sam2.1_hiera_*.pt`` -> Flax variables;
   * ``predictor``: the official ``SAM2VideoPredictor`` API (``Sam2Predictor``),
     ``builder``: ``build_sam2_video_predictor``, ``video``: its frame reader,
-    ``pil_resize``: PIL's bicubic resize (the official image transform).
+    ``pil_resize``: PIL's bicubic resize (the official image transform);
+  * training (official ``training/``), run by the shared loop of
+    ``training/trainer.py`` (``train``): ``prompts`` (the simulated prompts),
+    ``unroll`` (the clip unrolled as ``SAM2Train``), ``loss`` (the official
+    ``MultiStepMultiMasksAndIous``) and ``train_loss`` (the batch loss),
+    ``optim`` (AdamW with layer decay), ``checks`` (its config keys).
 The official import paths are kept: ``memvos_jax.sam2`` (the builder) and
 ``memvos_jax.sam2_predictor``.
 """
@@ -18,10 +23,11 @@ import jax
 import jax.numpy as jnp
 
 from memvos_jax.models.family import Family
-from memvos_jax.models.sam2 import convert, inference
+from memvos_jax.models.sam2 import checks, convert, inference, optim, train_loss
 from memvos_jax.models.sam2.modeling import NO_OBJ_SCORE, SAM2, TRUNKS, trunk_items
+from memvos_jax.training import trainer
 
-__all__ = ['FAMILY', 'NO_OBJ_SCORE', 'SAM2', 'TRUNKS', 'build', 'trunk_items']
+__all__ = ['FAMILY', 'NO_OBJ_SCORE', 'SAM2', 'TRUNKS', 'build', 'train', 'trunk_items']
 
 
 def build(size: str = 'tiny', **network) -> SAM2:
@@ -31,6 +37,14 @@ def build(size: str = 'tiny', **network) -> SAM2:
 def _init_variables(model, rng):
   s = 256   # parameter shapes do not depend on the image size
   return jax.jit(model.clone(image_size=s).init)(rng, jnp.zeros((s, s, 3), jnp.uint8))
+
+
+def train(config, workdir: str, devices=None) -> dict:
+  """Training / fine-tuning, the official recipe (``python train.py --config
+  configs/sam2.py:tiny --config.checkpoint=sam2.1_hiera_tiny.pt``): the shared loop
+  (``training.trainer``) over SAM 2's clip unroll, loss and optimiser."""
+  return trainer.train(FAMILY, config, workdir, devices, loss_fn=train_loss.loss_fn,
+                       optimizer=optim.make)
 
 
 FAMILY = Family(
@@ -44,4 +58,6 @@ FAMILY = Family(
     init_state=inference.init_state,
     step=inference.frame_step,
     memory_frames=inference.memory_frames,
+    trainer=train,
+    check_config=checks.check_config,
 )

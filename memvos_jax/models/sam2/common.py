@@ -60,8 +60,11 @@ class DepthwiseConv(nn.Module):
 
   Written as k*k shifted multiply-adds (one fused loop): XLA:CPU's grouped
   convolution takes 62 ms on SAM 2's 64x64x256 map with a 7x7 kernel, this 3 ms.
+  ``grouped``: one grouped convolution instead (training: k*k taps and their
+  gradients make a graph ~50x larger to compile).
   """
   kernel_size: int = 7
+  grouped: bool = False
 
   @nn.compact
   def __call__(self, x):  # [..., H, W, C] -> [..., H, W, C]
@@ -69,6 +72,12 @@ class DepthwiseConv(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(), (k, k, 1, dim))
     bias = self.param('bias', nn.initializers.zeros, (dim,))
     h, w = x.shape[-3:-1]
+    if self.grouped:
+      lead = x.shape[:-3]
+      y = jax.lax.conv_general_dilated(
+          x.reshape((-1, h, w, dim)), kernel, (1, 1), [(k // 2, k // 2)] * 2,
+          dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=dim, precision=PREC)
+      return y.reshape(lead + (h, w, dim)) + bias
     xp = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(k // 2, k // 2)] * 2 + [(0, 0)])
     out = bias
     for i in range(k):
@@ -127,27 +136,29 @@ def sdpa(q, k, v, key_mask=None, q_chunk: int = 0):
   return out.reshape(*out.shape[:-4], nq, *out.shape[-2:])
 
 
-def sdpa_blocked(q, k, v, key_mask, block: int):
+def sdpa_blocked(q, k, v, key_mask, block: int, num_blocked: int | None = None):
   """``sdpa`` whose keys come in blocks of ``block`` (one memory frame each) plus a tail.
 
-  The first ``Nk // block * block`` keys form blocks, each wholly present or
+  The first ``num_blocked`` keys (a multiple of ``block``; default
+  ``Nk // block * block``) form blocks, each wholly present or
   wholly absent (``key_mask`` is constant over a block); an absent block is
   skipped (``lax.cond``), so the cost follows the memories present, as in the
   official code that concatenates only those. The tail's keys are masked one
   by one. Exact softmax, accumulated online over blocks; each head as 2-D
   products. q [Nq, nh, d], k [Nk, nh, d], v [Nk, nh, dv], key_mask [Nk].
   """
-  one_head = functools.partial(_blocked_head, key_mask=key_mask, block=block)
+  one_head = functools.partial(_blocked_head, key_mask=key_mask, block=block,
+                               num_blocked=num_blocked)
   if q.shape[1] == 1:   # SAM 2's memory attention: plain matmuls (a batch of one is slower)
     return one_head(q[:, 0], k[:, 0], v[:, 0])[:, None]
   return jax.vmap(one_head, in_axes=1, out_axes=1)(q, k, v)
 
 
-def _blocked_head(q, k, v, key_mask, block: int):
+def _blocked_head(q, k, v, key_mask, block: int, num_blocked: int | None = None):
   """``sdpa_blocked`` for one head: q [Nq, d], k [Nk, d], v [Nk, dv] -> [Nq, dv]."""
   nq = q.shape[0]
   qs = q * (1.0 / math.sqrt(q.shape[-1]))
-  nb = k.shape[0] // block
+  nb = (k.shape[0] if num_blocked is None else num_blocked) // block
 
   def update(carry, kb, vb, mb=None):
     m, l, acc = carry                                   # [Nq], [Nq], [Nq, dv]

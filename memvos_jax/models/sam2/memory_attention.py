@@ -36,6 +36,7 @@ class RoPEAttention(nn.Module):
   embedding_dim: int = 256
   num_heads: int = 1
   q_chunk: int = 1024
+  blocked: bool = True     # masked memory read by frame blocks (False: one masked softmax)
 
   @nn.compact
   def __call__(self, q, k, v, hw, num_k_rope=None, key_mask=None):
@@ -52,21 +53,24 @@ class RoPEAttention(nn.Module):
       reps = nr // ang.shape[0]
       k_rope = apply_rope(k[:nr], jnp.tile(ang, (reps, 1)))
       k = jnp.concatenate([k_rope, k[nr:]], axis=0)
-    if key_mask is None:
-      out = sdpa(q, k, v, None, self.q_chunk)
+    if key_mask is None or not self.blocked:
+      out = sdpa(q, k, v, key_mask, self.q_chunk)
     else:   # memory frames as key blocks: frames absent from the memory cost nothing
-      out = sdpa_blocked(q, k, v, key_mask, ang.shape[0])
+      # Only the spatial memories are frame blocks: the object pointers after them are
+      # masked one by one (however many: 64 pointer tokens are one 8x8 frame's worth).
+      out = sdpa_blocked(q, k, v, key_mask, ang.shape[0], nr)
     return dense(c, name='out_proj')(out.reshape(out.shape[0], c))
 
 
 class MemoryAttentionLayer(nn.Module):
   d_model: int = 256
   dim_feedforward: int = 2048
+  blocked: bool = True
 
   def setup(self):
     self.norm1, self.norm2, self.norm3 = (layer_norm() for _ in range(3))
     self.self_attn = RoPEAttention(self.d_model)
-    self.cross_attn_image = RoPEAttention(self.d_model)
+    self.cross_attn_image = RoPEAttention(self.d_model, blocked=self.blocked)
     self.linear1 = dense(self.dim_feedforward)
     self.linear2 = dense(self.d_model)
 
@@ -96,9 +100,13 @@ class MemoryAttention(nn.Module):
   """
   d_model: int = 256
   num_layers: int = 4
+  # True: the memory read skips absent memory frames (``sdpa_blocked``, inference);
+  # False: one masked softmax over all tokens (training: cheaper to differentiate).
+  blocked: bool = True
 
   def setup(self):
-    self.layers = [MemoryAttentionLayer(self.d_model) for _ in range(self.num_layers)]
+    self.layers = [MemoryAttentionLayer(self.d_model, blocked=self.blocked)
+                   for _ in range(self.num_layers)]
     self.norm = layer_norm()
 
   def first_self_attention(self, curr, curr_pos):

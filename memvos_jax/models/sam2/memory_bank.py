@@ -52,10 +52,14 @@ def empty(cond_capacity: int, ring_size: int, hw, mem_dim: int, hidden_dim: int)
       count=np.zeros((), np.int32))
 
 
-def read(mem: ObjectMemory, frame, sign, num_frames, num_maskmem: int, max_obj_ptrs: int):
+def read(mem: ObjectMemory, frame, sign, num_frames, num_maskmem: int, max_obj_ptrs: int,
+         past_cond_ptrs_only: bool = True):
   """What frame ``frame`` attends to (official ``_prepare_memory_conditioned_features``).
 
-  sign: +1 tracking forward, -1 backward. Returns (feats [S, h, w, Cm] bf16,
+  sign: +1 tracking forward, -1 backward. ``past_cond_ptrs_only``: the
+  pointers of conditioning frames after ``frame`` are left out (official
+  ``only_obj_ptrs_in_the_past_for_eval``, inference); training (False) reads
+  them all. Returns (feats [S, h, w, Cm] bf16,
   tpos_idx [S], feat_valid [S], ptrs [P, C], ptr_pos [P], ptr_valid [P],
   t_diff_max) with S = Cc + num_maskmem - 1 and P = Cc + R.
   """
@@ -72,7 +76,8 @@ def read(mem: ObjectMemory, frame, sign, num_frames, num_maskmem: int, max_obj_p
   max_ptrs = jnp.minimum(num_frames, max_obj_ptrs)
   cond_dt = (frame - mem.cond_frame) * sign
   ring_dt = (frame - mem.ring_frame) * sign
-  ptr_valid = jnp.concatenate([mem.cond_valid & (cond_dt >= 0),
+  cond_ptr_ok = mem.cond_valid & (cond_dt >= 0) if past_cond_ptrs_only else mem.cond_valid
+  ptr_valid = jnp.concatenate([cond_ptr_ok,
                                used & (ring_dt >= 1) & (ring_dt <= max_ptrs - 1)])
   ptrs = jnp.concatenate([mem.cond_ptr, mem.ring_ptr], axis=0)
   ptr_pos = jnp.concatenate([cond_dt, ring_dt]).astype(jnp.float32)

@@ -28,11 +28,12 @@ class MaskDownSampler(nn.Module):
 
 class CXBlock(nn.Module):
   """ConvNeXt block: depthwise 7x7, LayerNorm2d, MLP x4 with GELU, layer scale ``gamma``, residual."""
+  grouped_dwconv: bool = False
 
   @nn.compact
   def __call__(self, x):
     dim = x.shape[-1]
-    y = DepthwiseConv(7, name='dwconv')(x)
+    y = DepthwiseConv(7, self.grouped_dwconv, name='dwconv')(x)
     y = layer_norm('norm', 1e-6)(y)
     y = dense(dim, name='pwconv2')(gelu(dense(4 * dim, name='pwconv1')(y)))
     gamma = self.param('gamma', nn.initializers.constant(1e-6), (dim,))
@@ -43,6 +44,7 @@ class MemoryEncoder(nn.Module):
   out_dim: int = 64
   in_dim: int = 256
   num_fuser_layers: int = 2
+  grouped_dwconv: bool = False   # DepthwiseConv.grouped (training)
 
   @nn.compact
   def __call__(self, pix_feat, mask_for_mem):
@@ -50,5 +52,5 @@ class MemoryEncoder(nn.Module):
     m = MaskDownSampler(self.in_dim, name='mask_downsampler')(mask_for_mem[..., None])
     x = nn.Conv(self.in_dim, (1, 1), precision=PREC, name='pix_feat_proj')(pix_feat) + m
     for i in range(self.num_fuser_layers):
-      x = CXBlock(name=f'fuser_layers_{i}')(x)
+      x = CXBlock(self.grouped_dwconv, name=f'fuser_layers_{i}')(x)
     return nn.Conv(self.out_dim, (1, 1), precision=PREC, name='out_proj')(x)

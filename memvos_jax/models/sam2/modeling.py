@@ -61,12 +61,18 @@ class SAM2(nn.Module):
   dynamic_multimask_via_stability: bool = True
   dynamic_multimask_stability_delta: float = 0.05
   dynamic_multimask_stability_thresh: float = 0.98
+  # A graph for training (the same values, far smaller to differentiate and compile):
+  # the memory read as one masked softmax instead of frame blocks that skip absent
+  # frames, the memory encoder's depthwise 7x7 as one grouped convolution instead of
+  # 49 shifted multiply-adds (the defaults are the faster ones for inference on CPUs).
+  compact_graph: bool = False
 
   def setup(self):
     c, m = self.hidden_dim, self.mem_dim
     self.image_encoder = ImageEncoder(dict(self.trunk), c)
-    self.memory_attention = MemoryAttention(c, self.memory_attention_layers)
-    self.memory_encoder = MemoryEncoder(m, c)
+    self.memory_attention = MemoryAttention(c, self.memory_attention_layers,
+                                            blocked=not self.compact_graph)
+    self.memory_encoder = MemoryEncoder(m, c, grouped_dwconv=self.compact_graph)
     self.sam_prompt_encoder = PromptEncoder(c, self.image_size // 16, self.image_size)
     self.sam_mask_decoder = MaskDecoder(c)
     self.obj_ptr_proj = MLP(c, c, 3)
@@ -175,8 +181,17 @@ class SAM2(nn.Module):
     absent = (jnp.asarray(score) <= 0).astype(jnp.float32)
     return feats + absent * self.no_obj_embed_spatial[0]
 
-  def __call__(self, image):
-    """Touches every parameter (for ``init``)."""
+  def __call__(self, image, masks=None):
+    """Touches every parameter (for ``init``).
+
+    image: one frame [S, S, 3] at ``image_size``. The training engine's random
+    init passes a batch of frames and masks of another size
+    (``training.state.init_variables``): the parameters do not depend on the
+    input, so a zero frame of ``image_size`` is used instead.
+    """
+    del masks
+    if image.ndim != 3 or image.shape[0] != self.image_size:
+      image = jnp.zeros((self.image_size, self.image_size, 3), jnp.uint8)
     f = self.encode_image(image)
     h, w = f['vision'].shape[:2]
     mem = self.encode_memory(f['vision'], jnp.zeros((16 * h, 16 * w)), 1.0, True)
