@@ -109,24 +109,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.frame_short_side = 240    # real frames read at 240 px (CPU time)
     config.data.crop_scale = (0.36, 1.0)  # more crop variety than the official 0.8-1
     t.init_rng = 'rbg'
-    t.batch_size = 4
+    training.tiny_from_scratch(t)
     t.num_frames = 3
-    t.crop_size = 128
-    t.num_steps = 1400
-    # Still clips first (max skip 0: one frame repeated), as STCN's tiny: from scratch
-    # the network must learn to read a mask back out of memory before matching across
-    # motion can pay off (the official recipe starts from ImageNet and static images).
     t.frame_sampling = 'skip'
-    t.max_skip_values = (0, 2, 3, 4, 5, 3)
-    t.max_skip_boundaries = (0.06, 0.15, 0.3, 0.5, 0.85)
-    t.learning_rate = 2e-4
-    t.lr_steps = (1200,)
     t.lr_gamma = 0.1
-    t.warmup_steps = 20
-    t.checkpoint_every = 100
-    t.log_every = 10
-    t.eval_every = 200
-    t.eval_clips = 8
-    t.eval_frames = 8
   config.lock()
   return config

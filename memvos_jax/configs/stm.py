@@ -78,23 +78,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.inference.size = 240          # held-out DAVIS validation at 240 px (CPU time)
     config.inference.chunk = 4
     config.data.synthetic_length = 24
-    t.batch_size = 4
-    t.num_steps = 1400
-    t.crop_size = 128
+    training.tiny_from_scratch(t)
     t.max_objects = 2
-    # Still clips first (max skip 0: one frame repeated), the role of the paper's static
-    # pre-training: from scratch, the network must learn to read a mask back out of
-    # memory before matching across motion can pay off (docs/training.md, STCN's tiny).
-    t.max_skip_values = (0, 2, 3, 4, 5, 3)
-    t.max_skip_boundaries = (0.06, 0.15, 0.3, 0.5, 0.85)
-    # From scratch (no ImageNet backbones): a larger rate with warm-up and one decay.
-    t.learning_rate = 2e-4
-    t.lr_steps = (1200,)
-    t.warmup_steps = 20
-    t.checkpoint_every = 100
-    t.log_every = 10
-    t.eval_every = 200
-    t.eval_clips = 8
-    t.eval_frames = 8
   config.lock()
   return config

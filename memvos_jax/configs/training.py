@@ -117,3 +117,28 @@ def supervised(config: ml_collections.ConfigDict, stage: int = 3) -> ml_collecti
   t.eval_size = 0             # 0: crop_size
   t.progress = True           # tqdm bar on stderr
   return t
+
+
+def tiny_from_scratch(t: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The ``tiny`` variants' schedule (STCN, STM, AFB-URR): 1400 steps of batch 4 at 128 px
+  from random weights on a 2-core CPU.
+
+  Still clips first (max skip 0: one frame repeated), the role of the official static
+  pre-training: from scratch the network must learn to read a mask back out of memory
+  before matching across motion can pay off (docs/training.md, "Why the still clips").
+  A larger rate than the official recipes, with warm-up and one decay.
+  """
+  t.batch_size = 4
+  t.num_steps = 1400
+  t.crop_size = 128
+  t.max_skip_values = (0, 2, 3, 4, 5, 3)
+  t.max_skip_boundaries = (0.06, 0.15, 0.3, 0.5, 0.85)
+  t.learning_rate = 2e-4
+  t.lr_steps = (1200,)
+  t.warmup_steps = 20
+  t.checkpoint_every = 100
+  t.log_every = 10
+  t.eval_every = 200
+  t.eval_clips = 8
+  t.eval_frames = 8
+  return t
