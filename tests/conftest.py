@@ -100,11 +100,12 @@ def bike_runs(tmp_path_factory):
 # The longest files first (minutes each on 2 cores): pytest-xdist's ``--dist loadfile``
 # hands files to the workers in collection order, so these start early and the short
 # files fill in beside them, instead of one long file running alone at the end.
-LONGEST_FIRST = ('test_multiprocess.py', 'test_default_model.py', 'test_parity.py',
+LONGEST_FIRST = ('test_multiprocess.py', 'test_default_model.py', 'test_train_sharding.py',
+                 'test_parity.py',
                  'test_train_learns.py', 'test_afb_urr_training.py', 'test_sam2_official_api.py',
                  'test_train_resume.py', 'test_stm_training.py', 'test_sam2_training.py',
                  'test_export.py', 'test_batch_clips.py', 'test_sam2_family.py',
-                 'test_train_step.py', 'test_train_sharding.py', 'test_backbones.py',
+                 'test_train_step.py', 'test_backbones.py',
                  'test_afb_urr.py', 'test_sam2_parity.py', 'test_sam2_units.py', 'test_notebook.py',
                  'test_adaptive_bank.py', 'test_stm_parity.py', 'test_cli_video.py')
 
