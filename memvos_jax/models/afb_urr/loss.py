@@ -25,7 +25,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference.core import normalize   # uint8 frames -> ImageNet-normalised
+from memvos_jax.training.batch import object1_iou, prepare
 from memvos_jax.models.afb_urr.unroll import clip_probs
 from memvos_jax.models.afb_urr.urr import confidence_loss
 
@@ -78,12 +78,7 @@ def frame_terms(fg_probs, labels, valid):
 def iou(scores, labels, has):
   """Official-style monitor: (intersection + 1) / (union + 1) of object 1 (class 1) over
   the batch; scores [B, T-1, O, H, W], labels [B, T-1, H, W], has [B] (object 1 exists)."""
-  pred = jnp.argmax(scores, axis=2) == 1
-  gt = labels == 1
-  has = has[:, None, None, None]
-  inter = jnp.sum(pred & gt & has)
-  union = jnp.sum((pred | gt) & has)
-  return (inter + 1.0) / (union + 1.0)
+  return object1_iou(jnp.argmax(scores, axis=2), labels, has)
 
 
 def loss_fn(params, batch_stats, batch, step, model, config):
@@ -91,12 +86,7 @@ def loss_fn(params, batch_stats, batch, step, model, config):
   official clip loss; metrics: loss, ce, uncertainty, iou, loss_i per predicted frame."""
   del step   # no schedule in the loss
   t = config.training
-  dtype = jnp.bfloat16 if t.compute_dtype == 'bfloat16' else jnp.float32
-  cast = lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
-  variables = {'params': jax.tree.map(cast, params), 'batch_stats': jax.tree.map(cast, batch_stats)}
-  frames = normalize(batch['frames'], dtype)                         # [B, T, H, W, 3]
-  labels = batch['labels'].astype(jnp.int32)                         # [B, T, H, W]
-  use_scan = t.clip_loop == 'scan' or (t.clip_loop == 'auto' and jax.default_backend() != 'cpu')
+  variables, frames, labels, use_scan = prepare(params, batch_stats, batch, config)
   probs, class_valid = jax.vmap(functools.partial(clip_probs, model, variables,
                                                   use_scan=use_scan))(
       frames, labels, batch['valid'])                                # [B, T-1, O, H, W], [B, O]

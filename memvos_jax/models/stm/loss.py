@@ -22,7 +22,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference.core import normalize   # uint8 frames -> ImageNet-normalised
+from memvos_jax.training.batch import object1_iou, prepare
 from memvos_jax.models.stm.unroll import clip_logits
 from memvos_jax.nn import aggregate
 
@@ -50,26 +50,15 @@ def iou(fg_logits, labels, valid):
   """The training monitor (as STCN's): (intersection + 1) / (union + 1) of object 1 over the
   batch, its prediction the argmax of the soft aggregation. fg_logits [B, T-1, K, H, W, 2]."""
   agg = jax.vmap(jax.vmap(aggregate_logits, in_axes=(0, None)))(fg_logits, valid)
-  pred = jnp.argmax(agg, axis=2) == 1                                     # [B, T-1, H, W]
-  gt = labels[:, 1:] == 1
-  has = valid[:, :1, None, None]                                          # [B, 1, 1, 1]
-  inter = jnp.sum(pred & gt & has)
-  union = jnp.sum((pred | gt) & has)
-  return (inter + 1.0) / (union + 1.0)
+  return object1_iou(jnp.argmax(agg, axis=2), labels[:, 1:], valid[:, 0])
 
 
 def loss_fn(params, batch_stats, batch, step, model, config):
   """Mean over the batch of the summed per-frame cross-entropy; plus metrics (``step``
   unused: the paper's loss has no schedule)."""
   del step
-  t = config.training
-  dtype = jnp.bfloat16 if t.compute_dtype == 'bfloat16' else jnp.float32
-  cast = lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
-  variables = {'params': jax.tree.map(cast, params), 'batch_stats': jax.tree.map(cast, batch_stats)}
-  frames = normalize(batch['frames'], dtype)                             # [B, T, H, W, 3]
-  labels = batch['labels'].astype(jnp.int32)                             # [B, T, H, W]
+  variables, frames, labels, use_scan = prepare(params, batch_stats, batch, config)
   valid = batch['valid']
-  use_scan = t.clip_loop == 'scan' or (t.clip_loop == 'auto' and jax.default_backend() != 'cpu')
   fg = jax.vmap(functools.partial(clip_logits, model, variables, use_scan=use_scan))(
       frames, labels, valid)                                             # [B, T-1, K, H, W, 2]
   fg = fg.astype(jnp.float32)
