@@ -76,3 +76,21 @@ def run_chunks(fn, variables, state, clip, settings, last_known=True):
     if settings.return_probs:
       probs.append(np.asarray(out.probs[:n]))
   return state, np.concatenate(masks), (np.concatenate(probs) if probs else None)
+
+
+def updates_on_one_batch(model, config, variables, batch, loss_fn, steps):
+  """``steps`` jitted training updates (the engine's ``make_update``, one device) on the same
+  batch; -> the metrics of every step, as floats."""
+  from memvos_jax.training import state as state_lib, update as update_lib
+  opt = state_lib.make_optimizer(config)
+  state = state_lib.create_state(variables, opt)
+  mesh = update_lib.make_mesh(jax.devices()[:1])
+  step, sh = update_lib.make_update(model, config, opt, mesh, jax.eval_shape(lambda: state),
+                                    loss_fn)
+  state = jax.device_put(state, sh)
+  batch = update_lib.put_batch(batch, mesh)
+  rows = []
+  for _ in range(steps):
+    state, m = step(state, batch)
+    rows.append({k: float(v) for k, v in m.items()})
+  return rows

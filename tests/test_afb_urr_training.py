@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import CHILD_TIMEOUT_S, child_env, REPO
-from helpers import numpy_variables
+from helpers import numpy_variables, updates_on_one_batch
 from memvos_jax.configs import afb_urr as afb_config
 from memvos_jax.convert import imagenet
 from memvos_jax.data import sampling
@@ -21,7 +21,7 @@ from memvos_jax.inference.core import normalize
 from memvos_jax.models.afb_urr import FAMILY, checks, convert, loss, unroll
 from memvos_jax.models.afb_urr.modeling import AFBURR
 from memvos_jax.training import config_check
-from memvos_jax.training import state as state_lib, update as update_lib
+from memvos_jax.training import state as state_lib
 
 SMALL = dict(key_dim=8, value_dim=16, backbone='resnet18_w32', decoder_dims=(16, 8))
 H, W = 48, 64
@@ -208,17 +208,8 @@ def test_loss_falls_on_one_still_clip():
   batch = sampling.make_dataset(c, 0, 1)[0][0]
   batch.pop('index')
   assert batch['valid'][:, 0].all()
-  opt = state_lib.make_optimizer(c)
-  state = state_lib.create_state(variables, opt)
-  mesh = update_lib.make_mesh(jax.devices()[:1])
-  step, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state),
-                                    loss.loss_fn)
-  state = jax.device_put(state, sh)
-  batch = update_lib.put_batch(batch, mesh)
-  losses = []
-  for _ in range(10):
-    state, m = step(state, batch)
-    losses.append(float(m['loss']))
+  rows = updates_on_one_batch(model, c, variables, batch, loss.loss_fn, 10)
+  losses = [r['loss'] for r in rows]
   print('losses', [round(v, 4) for v in losses])
   assert all(np.isfinite(losses))
   assert max(losses[-3:]) < 0.7 * losses[0], losses

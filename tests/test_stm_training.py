@@ -22,10 +22,9 @@ from memvos_jax.models.stm.modeling import STM
 from memvos_jax.nn.aggregate import aggregate
 from memvos_jax.registry import build_model
 from memvos_jax.training import config_check
-from memvos_jax.training import state as state_lib, update as update_lib
 
 from conftest import CHILD_TIMEOUT_S, child_env, REPO, SHARED
-from helpers import numpy_variables
+from helpers import numpy_variables, updates_on_one_batch
 
 SMALL = dict(backbone='resnet18', key_dim=16, value_dim=32, decoder_dim=16)
 S, K = 32, 2
@@ -149,18 +148,9 @@ def test_loss_falls_on_a_still_clip():
   batch = sampling.make_dataset(c, 0, 1)[0][0]
   batch.pop('index')
   assert (batch['frames'][0, 0] == batch['frames'][0, 1]).all()   # a still clip
-  opt = state_lib.make_optimizer(c)
-  state = state_lib.create_state(variables, opt)
-  mesh = update_lib.make_mesh(jax.devices()[:1])
-  step, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state),
-                                    loss.loss_fn)
-  state = jax.device_put(state, sh)
-  batch = update_lib.put_batch(batch, mesh)
-  losses = []
-  for _ in range(10):
-    state, m = step(state, batch)
-    losses.append(float(m['loss']))
-    assert set(m) >= {'loss', 'iou', 'loss_1', 'loss_2'}
+  rows = updates_on_one_batch(model, c, variables, batch, loss.loss_fn, 10)
+  losses = [r['loss'] for r in rows]
+  assert all(set(r) >= {'loss', 'iou', 'loss_1', 'loss_2'} for r in rows)
   print('losses', [round(x, 4) for x in losses])
   assert all(np.isfinite(losses))
   assert max(losses[-3:]) < 0.6 * losses[0], losses

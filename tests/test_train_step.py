@@ -18,9 +18,10 @@ from memvos_jax.inference.core import normalize
 from memvos_jax.models.stcn import FAMILY, bn_init, loss, unroll
 from memvos_jax.registry import build_model
 from memvos_jax.training import config_check, trainer, writers
-from memvos_jax.training import state as state_lib, update as update_lib
+from memvos_jax.training import state as state_lib
 
 from conftest import CHILD_TIMEOUT_S, REPO
+from helpers import updates_on_one_batch
 
 SMALL = dict(key_dim=16, value_dim=32)
 
@@ -90,17 +91,8 @@ def test_scan_equals_python_unroll_and_frames_read_the_past_only():
 @pytest.mark.slow   # ~20 s
 def test_loss_falls_on_a_fixed_batch():
   c = small_config(crop_size=48, learning_rate=1e-4, bce_start_warm=1000, bce_end_warm=2000)
-  model, opt, batch, variables = training_start(c)
-  state = state_lib.create_state(variables, opt)
-  mesh = update_lib.make_mesh(jax.devices()[:1])
-  step, sh = update_lib.make_update(model, c, opt, mesh, jax.eval_shape(lambda: state),
-                                    loss.loss_fn)
-  state = jax.device_put(state, sh)
-  batch = update_lib.put_batch(batch, mesh)
-  losses = []
-  for _ in range(12):
-    state, m = step(state, batch)
-    losses.append(float(m['loss']))
+  model, _, batch, variables = training_start(c)
+  losses = [r['loss'] for r in updates_on_one_batch(model, c, variables, batch, loss.loss_fn, 12)]
   print('losses', [round(l, 4) for l in losses])
   assert all(np.isfinite(losses))
   assert max(losses[-3:]) < 0.5 * losses[0], losses
