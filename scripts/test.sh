@@ -14,4 +14,4 @@ export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$PWD/.cache/jax}"
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
 export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="${JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES:-0}"
 "$PY" scripts/env_report.py
-exec "$PY" -m pytest -q -rs -n "${MEMVOS_TEST_WORKERS:-2}" --dist loadfile "$@"
+exec "$PY" -m pytest -q -rs -n "${MEMVOS_TEST_WORKERS:-2}" --dist loadfile --durations=20 "$@"

@@ -97,20 +97,49 @@ def bike_runs(tmp_path_factory):
   return parity_runs.BikeRuns(tmp_path_factory)
 
 
-# The longest files first (minutes each on 2 cores): pytest-xdist's ``--dist loadfile``
-# hands files to the workers in collection order, so these start early and the short
-# files fill in beside them, instead of one long file running alone at the end.
-LONGEST_FIRST = ('test_multiprocess.py', 'test_default_model.py', 'test_train_sharding.py',
-                 'test_parity.py',
-                 'test_train_learns.py', 'test_afb_urr_training.py', 'test_sam2_official_api.py',
-                 'test_train_resume.py', 'test_stm_training.py', 'test_sam2_training.py',
-                 'test_export.py', 'test_batch_clips.py', 'test_sam2_family.py',
-                 'test_train_step.py', 'test_backbones.py',
-                 'test_afb_urr.py', 'test_sam2_parity.py', 'test_sam2_units.py', 'test_notebook.py',
-                 'test_adaptive_bank.py', 'test_stm_parity.py', 'test_cli_video.py')
+# Scheduling under ``--dist loadfile`` (scripts/test.sh): each file is one unit of work for
+# one pytest-xdist worker, except GROUPS, whose files share a session fixture worth
+# computing once (the bike parity runs and STCN's knife edges: minutes on 2 cores) and so
+# run together on one worker. Units are handed out in LONGEST_FIRST order (measured file
+# totals, the longest first; xdist would otherwise sort them by their number of tests), so
+# the long ones start early and the short files fill in beside them instead of one running
+# alone at the end. (xdist's own ``loadgroup`` cannot do this with pytest 9: it renames
+# items through ``item._nodeid``, which pytest no longer reads.)
+GROUPS = {name: 'bike_parity' for name in (
+    'test_parity.py', 'test_stcn_knife_edges.py', 'test_sam2_parity.py', 'test_stm_parity.py',
+    'test_afb_urr_parity.py')}
+LONGEST_FIRST = ('bike_parity', 'test_sam2_training.py', 'test_multiprocess.py',
+                 'test_default_model.py', 'test_afb_urr_training.py', 'test_batch_clips.py',
+                 'test_sam2_family.py', 'test_export.py', 'test_train_resume.py',
+                 'test_stm_training.py', 'test_afb_urr.py', 'test_notebook.py',
+                 'test_train_learns.py', 'test_train_sharding.py', 'test_cli_video.py',
+                 'test_eval_cli.py', 'test_sam2_units.py', 'test_sam2_official_api.py',
+                 'test_train_step.py', 'test_bad_inputs.py', 'test_backbones.py',
+                 'test_adaptive_bank.py', 'test_rpm_training.py', 'test_bf16.py')
+
+
+def _unit(path: str) -> str:
+  """The unit of work of a test file: its group, or the file itself."""
+  name = pathlib.PurePath(path).name
+  return GROUPS.get(name, name)
 
 
 def pytest_collection_modifyitems(items):
   rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: order kept within
+  items.sort(key=lambda item: rank.get(_unit(item.path), len(rank)))   # stable within a unit
 
+
+@pytest.hookimpl(optionalhook=True)   # a pytest-xdist hook (absent under -p no:xdist)
+def pytest_xdist_make_scheduler(config, log):
+  if config.getvalue('dist') != 'loadfile':
+    return None
+  from xdist.scheduler import LoadScopeScheduling
+
+  class Units(LoadScopeScheduling):
+    """loadfile with GROUPS merged and the collection order (LONGEST_FIRST) kept."""
+
+    def _split_scope(self, nodeid: str) -> str:
+      return _unit(nodeid.split('::', 1)[0])
+
+  config.option.loadscopereorder = False
+  return Units(config, log)

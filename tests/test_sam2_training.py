@@ -5,9 +5,10 @@ The cheap tests check the prompt simulation (``prompts``), the optimiser
 training loss against the official-parity loss (``loss.multistep_loss``,
 itself checked against the official code in ``test_loss_parity.py``) on
 hand-made outputs. The slow ones train SAM 2.1-T at 64 px (``SMALL``): train.py
-writes a metrics row per step and the checkpoint, fine-tuning starts from an
-official-format checkpoint (../shared's random-initialised fixture), and a few
-steps on one clip make the loss fall.
+runs 4 steps fine-tuning an official-format checkpoint (../shared's
+random-initialised fixture; random weights without ../shared): a metrics row
+per step and the checkpoint, the loss falls on one clip, and the weights
+moved from the converted checkpoint's, not from random ones.
 """
 
 import os
@@ -26,7 +27,8 @@ from memvos_jax.models.sam2 import FAMILY, loss as official_loss, optim, prompts
 from memvos_jax.models.sam2 import train_loss
 from memvos_jax.training import checkpointing
 
-from conftest import CHILD_TIMEOUT_S, REPO, child_env, metric_rows, official_state
+from conftest import (CHILD_TIMEOUT_S, REPO, SHARED, child_env, metric_rows, need_shared,
+                      official_state)
 
 # SAM 2.1-T at 64 px, 3 frames, 2 object slots, 1 correction click: every prompt path, small.
 SMALL = {'network.image_size': 64, 'training.crop_size': 64, 'training.num_frames': 3,
@@ -273,33 +275,40 @@ RUN = {'data.synthetic_clips': 1, 'training.prob_to_use_pt_input': 1.0,
        'training.learning_rate': 3e-4, 'training.vision_lr': 3e-4, 'training.warmup_steps': 0}
 
 
-def _train_py(workdir, cache, *extra):
+def _train_py(workdir, *extra):
   args = [f'--config.{k}={v}' for k, v in {**SMALL, **RUN}.items()]
   cmd = [sys.executable, str(REPO / 'train.py'), '--config',
          str(REPO / 'configs/sam2.py:train_tiny'), f'--workdir={workdir}', *args, *extra]
-  # A persistent compilation cache shared by the train.py runs (the same update program).
-  return subprocess.run(cmd, capture_output=True, text=True, env=child_env(cache), cwd=REPO,
+  return subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=REPO,
                         timeout=CHILD_TIMEOUT_S)
 
 
 @pytest.fixture(scope='module')
-def cache(tmp_path_factory):
-  return tmp_path_factory.mktemp('jax_cache')
-
-
-@pytest.fixture(scope='module')
-def four_steps(tmp_path_factory, cache):
-  """``train.py --config configs/sam2.py:train_tiny`` for 4 steps from random weights."""
+def four_steps(tmp_path_factory):
+  """``train.py --config configs/sam2.py:train_tiny`` for 4 steps: fine-tuning ../shared's
+  random-initialised SAM 2.1-T written as an official ``.pt`` when ../shared is present
+  (-> workdir, the run, the fixture's state_dict), from random weights when it is not
+  (state_dict None). One run: it takes minutes to build on 2 cores, most of it the update's
+  compile, which the persistent compilation cache does not shorten (loading this
+  executable from it takes as long)."""
   workdir = tmp_path_factory.mktemp('sam2_run')
-  r = _train_py(workdir, cache, '--config.training.num_steps=4', '--config.training.log_every=1',
-                '--config.training.checkpoint_every=4', '--config.training.eval_every=0')
+  state, extra = None, []
+  if (SHARED / 'fixtures' / 'sam2_random' / 'recipe.json').is_file():
+    import torch_files
+    state = official_state('sam2_random')
+    pt = tmp_path_factory.mktemp('official') / 'sam2.1_hiera_tiny.pt'
+    torch_files.write_torch_zip(pt, state, wrap='model')
+    extra = [f'--config.checkpoint={pt}']
+  r = _train_py(workdir, *extra, '--config.training.num_steps=4',
+                '--config.training.log_every=1', '--config.training.checkpoint_every=4',
+                '--config.training.eval_every=0')
   assert r.returncode == 0, r.stderr[-3000:]
-  return workdir, r
+  return workdir, r, state
 
 
 @pytest.mark.slow
 def test_train_py_writes_a_metrics_row_per_step_and_the_checkpoint(four_steps):
-  workdir, r = four_steps
+  workdir, r, _ = four_steps
   assert 'embedded synthetic videos' in r.stdout
   rows = metric_rows(workdir)
   assert sorted(rows) == [1, 2, 3, 4]
@@ -315,29 +324,24 @@ def test_a_few_steps_on_one_clip_make_the_loss_fall(four_steps):
   rows = {r['step']: r for r in rows if 'loss' in r}
   assert all(rows[s]['points_input'] == 1.0 for s in rows)
   losses = [rows[s]['loss'] for s in sorted(rows)]
-  # From random weights the first steps shrink the huge logits (loss ~900 -> ~10).
-  assert losses[-1] < 0.5 * losses[0] and losses[-1] < min(losses[:2]), losses
+  # From the fixture: 13.4, 13.5, 9.2, 7.6. From random weights the first steps shrink
+  # the huge logits (~900 -> ~10).
+  assert losses[-1] < 0.75 * losses[0] and losses[-1] < min(losses[:2]), losses
 
 
 @pytest.mark.slow
-def test_finetuning_starts_from_the_official_checkpoint(tmp_path, cache, four_steps):
-  """``--config.checkpoint=<official .pt>``: after 4 AdamW steps of lr 3e-4 (the program of
-  the run above, from the compilation cache) every weight is within 5e-3 of the converted
-  fixture (random weights are not) and some moved."""
-  import torch_files
-  state = official_state('sam2_random')
-  pt = tmp_path / 'sam2.1_hiera_tiny.pt'
-  torch_files.write_torch_zip(pt, state, wrap='model')
-  r = _train_py(tmp_path / 'run', cache, f'--config.checkpoint={pt}',
-                '--config.training.num_steps=4', '--config.training.log_every=4',
-                '--config.training.checkpoint_every=4', '--config.training.eval_every=0')
-  assert r.returncode == 0, r.stderr[-3000:]
+def test_finetuning_starts_from_the_official_checkpoint(four_steps):
+  """``--config.checkpoint=<official .pt>``: after 4 AdamW steps of lr 3e-4 every weight is
+  within 5e-3 of the converted fixture (random weights are not) and some moved."""
+  workdir, _, state = four_steps
+  if state is None:
+    need_shared('fixtures', 'sam2_random', 'recipe.json')
   c = small_config()
   model = FAMILY.build(**c.network.to_dict())
   want = FAMILY.convert(state, model)['params']
   # The step-4 variables, read as eval.py reads a training checkpoint.
   with c.unlocked():
-    c.checkpoint = checkpointing.variables_path(str(tmp_path / 'run'), 4)
+    c.checkpoint = checkpointing.variables_path(str(workdir), 4)
   got = FAMILY.load_variables(c, model)['params']
   diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), got, want))
   assert 0 < max(diffs) < 5e-3, max(diffs)
