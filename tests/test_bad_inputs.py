@@ -35,7 +35,7 @@ from PIL import Image
 from memvos_jax.data.video_folder import davis_palette
 import torch_files
 
-from conftest import CHILD_TIMEOUT_S, REPO
+from conftest import CHILD_TIMEOUT_S, REPO, child_env
 
 T, H, W = 4, 32, 48
 FAST = ['--config.inference.size=0', '--config.inference.chunk=2']
@@ -46,7 +46,7 @@ FAST = ['--config.inference.size=0', '--config.inference.chunk=2']
 
 def _run(*cmd, cwd=REPO):
   return subprocess.run([sys.executable, *map(str, cmd)], capture_output=True, text=True,
-                        cwd=cwd, timeout=CHILD_TIMEOUT_S)
+                        cwd=cwd, timeout=CHILD_TIMEOUT_S, env=child_env())   # FAST_COMPILE
 
 
 def _eval(root, out, *extra):

@@ -26,7 +26,7 @@ from memvos_jax.data.video_folder import davis_palette
 from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.models.stcn import FAMILY
 
-from conftest import CHILD_TIMEOUT_S
+from conftest import CHILD_TIMEOUT_S, child_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 AGREE = 0.999    # share of pixels batch == one by one (see above)
@@ -97,9 +97,11 @@ def test_eval_py_batch_clips_writes_the_same_masks(tmp_path):
     cmd = [sys.executable, str(REPO / 'eval.py'), '--config', str(REPO / 'configs/stcn.py'),
            f'--config.data.root={root}', f'--workdir={out}',
            '--config.network.key_backbone=resnet18', '--config.network.key_dim=16',
-           '--config.network.value_dim=32', '--config.inference.chunk=4',
-           f'--config.inference.batch_clips={b}']
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
+           '--config.network.value_dim=32', '--config.network.decoder_dims=(16,16,16)',
+           '--config.inference.chunk=4', f'--config.inference.batch_clips={b}']
+    # FAST_COMPILE: both runs compile alike; what is compared is batched against one by one.
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S,
+                       env=child_env())
     assert r.returncode == 1, r.stderr[-2000:]
     assert '3 clips, 15 frames' in r.stdout
     assert '1 clip(s) failed' in r.stderr and 'clip0x' in r.stderr

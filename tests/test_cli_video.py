@@ -13,7 +13,7 @@ from memvos_jax.apps import visualize
 from memvos_jax.data import video_file
 from memvos_jax.data.video_folder import davis_palette
 
-from conftest import CHILD_TIMEOUT_S
+from conftest import CHILD_TIMEOUT_S, child_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 T, H, W = 10, 48, 80
@@ -37,7 +37,8 @@ def _inputs(tmp_path):
 
 def _cli(*args):
   return subprocess.run([sys.executable, '-m', 'memvos_jax', 'segment', *map(str, args)],
-                        capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
+                        capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S,
+                        env=child_env())   # FAST_COMPILE: what is checked is the plumbing
 
 
 def test_segment_mp4_writes_everything(tmp_path):

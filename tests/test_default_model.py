@@ -22,7 +22,7 @@ from memvos_jax.models import stcn
 from memvos_jax.registry import build_model, load_variables
 from memvos_jax.training import evaluation
 
-from conftest import CHILD_TIMEOUT_S, REPO, need_shared
+from conftest import CHILD_TIMEOUT_S, REPO, child_env, need_shared
 
 SEQS = {'alpha': 7, 'beta': 6, 'gamma': 5, 'delta': 5}    # name -> frames
 H, W = 72, 128
@@ -84,6 +84,9 @@ def test_training_reads_davis2016_and_validates_on_heldout(tmp_path):
     c.data.threads = 0
     c.inference.size = 48
     c.training.num_steps = 2
+    c.training.batch_size = 2     # the smallest update that still batches (its compile
+    c.training.num_frames = 2     # is most of this test)
+    c.training.init_rng = 'rbg'   # one compiled init, not ~500 eager initialiser programs
     c.training.eval_every = 2
     c.training.checkpoint_every = 2
     c.training.progress = False
@@ -158,7 +161,8 @@ def test_segment_cli_uses_the_default_model_without_checkpoint(tmp_path):
                       '--video', str(clip / 'JPEGImages' / 'bike'),
                       '--mask', str(clip / 'Annotations' / 'bike' / '00000.png'),
                       '--out', str(tmp_path / 'out'), '--chunk', '2'],
-                     capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
+                     capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S,
+                     env=child_env())   # FAST_COMPILE: what is checked is the plumbing
   assert r.returncode == 0, r.stderr
   assert 'default model' in r.stderr and 'default_stcn.npz' in r.stderr
   assert len(list((tmp_path / 'out' / 'masks').glob('*.png'))) == 4

@@ -12,7 +12,7 @@ from PIL import Image
 from helpers import tiny_stcn
 from memvos_jax.data.video_folder import davis_palette
 
-from conftest import CHILD_TIMEOUT_S
+from conftest import CHILD_TIMEOUT_S, child_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SMALL = ['--config.network.key_backbone=resnet18', '--config.network.key_dim=16',
@@ -41,7 +41,8 @@ def _clip(root, name, frames=3, size=(32, 48), ann=True, davis=False):
 def _eval(root, out, *extra):
   cmd = [sys.executable, str(REPO / 'eval.py'), '--config', str(REPO / 'configs/stcn.py'),
          f'--config.data.root={root}', f'--workdir={out}', *SMALL, *extra]
-  return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
+  return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S,
+                        env=child_env())   # FAST_COMPILE: what is checked is the plumbing
 
 
 @pytest.mark.slow   # eval.py in subprocesses: ~45-65 s

@@ -257,8 +257,8 @@ def _error_line(log: str) -> str:
   return errors[0]
 
 
-def test_bad_launches_fail_with_one_line(tmp_path):
-  cache = tmp_path / 'cache'
+def test_bad_launches_fail_with_one_line(tmp_path, runs):
+  cache = runs[1]
   # A process count that does not divide the global batch: refused before connecting.
   work = tmp_path / 'three'
   procs = _launch(work, cache, 1, extra=[
@@ -288,7 +288,7 @@ def test_bad_launches_fail_with_one_line(tmp_path):
     assert f'(process {i}: {0.0002 if i == 0 else 0.001})' in line, line
 
 
-def test_a_skipped_collective_ends_every_process_with_one_line(tmp_path):
+def test_a_skipped_collective_ends_every_process_with_one_line(tmp_path, runs):
   """Process 1 skips its first host-side exchange (MEMVOS_SKIP_COLLECTIVE): process 0 waits
   there, process 1 runs on into the next step's device collectives; each ends, within the
   collective timeout, with one line naming the step and the call instead of hanging."""
@@ -298,7 +298,7 @@ def test_a_skipped_collective_ends_every_process_with_one_line(tmp_path):
   os.environ.update(env)          # _launch copies os.environ into the children
   try:
     t0 = time.time()
-    procs = _launch(work, tmp_path / 'cache', 2,
+    procs = _launch(work, runs[1], 2,   # the 2-process programs, from the runs' cache
                     extra=['--config.training.collective_timeout=10'])
     results = _finish(procs, work)
   finally:

@@ -6,11 +6,17 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import CHILD_TIMEOUT_S
+from conftest import CHILD_TIMEOUT_S, FAST_COMPILE
 
-pytestmark = pytest.mark.slow   # executes the notebooks (one trains): ~3 min on 2 CPU cores
+pytestmark = pytest.mark.slow   # executes the notebooks (one trains): ~1 min on 2 CPU cores
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def fast_compile(monkeypatch):
+  """The kernels (started with this environment) compile at FAST_COMPILE: plumbing checks."""
+  monkeypatch.setenv('XLA_FLAGS', FAST_COMPILE)
 
 
 def test_quickstart_notebook_runs(tmp_path):

@@ -9,7 +9,7 @@ from memvos_jax.configs import rpm as rpm_config
 from memvos_jax.data import frame_pairs
 from memvos_jax.errors import InputError
 
-from conftest import CHILD_TIMEOUT_S
+from conftest import CHILD_TIMEOUT_S, child_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / 'examples'
@@ -87,7 +87,7 @@ def test_train_py_dispatches_to_the_rpm_trainer(tmp_path):
   r = subprocess.run([sys.executable, str(REPO / 'train.py'),
                       '--config', str(REPO / 'configs' / 'rpm.py:tiny'),
                       f'--workdir={tmp_path / "rpm"}', *small],
-                     capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+                     capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=child_env())
   assert r.returncode == 0, r.stderr[-3000:]
   assert 'step 2: loss' in r.stdout, r.stdout
   assert (tmp_path / 'rpm' / 'export').is_dir() and (tmp_path / 'rpm' / 'history.json').exists()

@@ -17,6 +17,7 @@ from memvos_jax.training.state import TrainState
 from conftest import CHILD_TIMEOUT_S, REPO, child_env, metric_rows
 
 ARGS = ['--config.network.key_dim=16', '--config.network.value_dim=32',
+        '--config.network.decoder_dims=(16,16,16)',
         '--config.training.crop_size=32', '--config.training.batch_size=2',
         '--config.training.num_steps=8', '--config.training.checkpoint_every=4',
         '--config.training.log_every=1', '--config.training.eval_every=0',
