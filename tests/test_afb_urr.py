@@ -168,6 +168,7 @@ def test_chunked_scan_equals_single_frame_steps(single):
   np.testing.assert_allclose(probs, single[1], atol=1e-5)
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_api_segment_and_stream_equal_the_scan(single):
   model, variables = _model()
   images, annotation, _ = _clip(20)

@@ -66,6 +66,7 @@ def test_imagenet_classifier_top5(arch, file):
     ('mobilenet_v2', 'mobilenet_v2-b0353104.pth'),
     ('efficientnet_lite0', 'efficientnet-lite0-57934424.pth'),
 ])
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_backbone_loads_without_its_head(arch, file):
   """As a backbone the classifier head is dropped by name, the rest fills every variable."""
   model = backbones.build(arch)

@@ -437,6 +437,7 @@ def test_segment_cli(tmp_path, cli_inputs, case):
   assert 'memvos_jax: default model' not in r.stderr      # refused before loading the model
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_segment_cli_failing_mid_video_keeps_out(tmp_path, cli_inputs):
   """A video that ends early fails after frames were segmented: --out is left as it was."""
   import av
@@ -596,6 +597,7 @@ def test_api(seg, torch_state, case):
   assert 'missing' not in message or case != 'checkpoint_mis_shaped_key'
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_api_float_frames_in_0_1_equal_uint8(seg):
   frames, masks = _video()
   as_float = frames.astype(np.float32) / 255

@@ -61,6 +61,7 @@ def test_batch_equals_one_by_one():
     assert np.mean(a == b) >= AGREE, np.mean(a == b)
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_batch_groups_clips_by_size():
   model, variables = tiny_stcn((32, 48), 2)
   seg = ClipSegmenter(FAMILY, model, variables, chunk=4)

@@ -32,6 +32,7 @@ def test_unknown_dtype_and_float32_only_models_are_refused():
       registry.get(name).make_settings(dtype='bfloat16')
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_bf16_program_computes_in_bf16_and_returns_float32():
   model, variables = tiny_stcn((32, 48), 2)
   images, annotation, given = random_clip(3, (32, 48), 2)

@@ -41,6 +41,7 @@ def _cli(*args):
                         env=child_env())   # FAST_COMPILE: what is checked is the plumbing
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_segment_mp4_writes_everything(tmp_path):
   video, mask = _inputs(tmp_path)
   out = tmp_path / 'out'

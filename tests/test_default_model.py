@@ -126,6 +126,7 @@ def test_shipped_weights_load_strictly(tmp_path):
   assert checkpoint.is_flax_npz(default_config.WEIGHTS)
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_load_without_arguments_is_the_default_model(capsys):
   seg = memvos_jax.load()
   assert 'default model' in capsys.readouterr().err
@@ -155,6 +156,7 @@ def test_default_model_beats_copying_the_first_mask_on_real_clips():
   assert ours['J&F'] > copy['J&F'] + 0.2, (ours, copy)
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_segment_cli_uses_the_default_model_without_checkpoint(tmp_path):
   clip = REPO / 'examples' / 'bike_small'
   r = subprocess.run([sys.executable, '-m', 'memvos_jax', 'segment',

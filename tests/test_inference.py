@@ -49,6 +49,7 @@ def test_capacity_at_least_writes_equals_unbounded():
   assert sorted(np.asarray(a[0].bank.frame).tolist()) == [0, 3, 6, 9]
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_small_capacity_keeps_pinned_frame_and_recent():
   state, masks, _ = _run(14, stcn_core.InferenceSettings(mem_every=2, capacity=3, chunk=5))
   frames = sorted(np.asarray(state.bank.frame).tolist())

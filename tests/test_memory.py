@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from memvos_jax import memory
 
@@ -74,6 +75,7 @@ def test_objects_with_fewer_slots_read_only_their_own():
   assert not np.allclose(out[0], ref[0])
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_blocked_topk_read_equals_one_topk_over_the_memory():
   """Blocks of slots (empty ones skipped, a partial last block) change nothing."""
   bank = _bank(c=11, k=2, n=4)

@@ -50,6 +50,7 @@ def test_pseudo_clips_have_dense_ground_truth():
   assert not np.array_equal(masks[0], masks[-1])
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_reconstruction_loss_falls_below_copying(tmp_path):
   """A few dozen updates on the bundled example frames: the loss drops, and
   below the loss of copying the reference unchanged (zero displacement)."""
@@ -74,6 +75,7 @@ def test_reconstruction_loss_falls_below_copying(tmp_path):
                                 variables['params']['matcher']['match2']['kernel'])
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_train_py_dispatches_to_the_rpm_trainer(tmp_path):
   """``python train.py --config configs/rpm.py:tiny`` runs RPM's self-supervised
   trainer (``models.rpm.FAMILY.trainer``), not STCN's, and exports eval.py's weights;

@@ -89,6 +89,7 @@ def test_config_sizes_and_drivers():
   assert registry.of(model).name == 'sam2' and dict(model.trunk)['embed_dim'] == 144
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_orbax_folder(variables, tmp_path):
   """A converted checkpoint saved as orbax loads in the predictor, its config and eval.py."""
   from configs.sam2 import get_config

@@ -24,7 +24,7 @@ from memvos_jax.registry import build_model
 from memvos_jax.training import config_check
 
 from conftest import CHILD_TIMEOUT_S, child_env, REPO, SHARED
-from helpers import numpy_variables
+from helpers import lecun_fill, numpy_variables
 
 SMALL = dict(backbone='resnet18', key_dim=16, value_dim=32, decoder_dim=16)
 S, K = 32, 2
@@ -47,21 +47,12 @@ def small_config(**training):
   return c
 
 
-def fill(name, shape, rng):
-  """Variance-preserving kernels, zero biases, identity BatchNorm (no compiled init)."""
-  if name == 'kernel':
-    return rng.normal(0, np.sqrt(1 / np.prod(shape[:-1])), shape).astype(np.float32)
-  if name in ('scale', 'var'):
-    return np.ones(shape, np.float32)
-  return np.zeros(shape, np.float32)
-
-
 @functools.cache
 def small_model():
   model = STM(**SMALL)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, S, S, 3)),
                           jnp.zeros((K, S, S)))
-  return model, numpy_variables(shapes, fill)
+  return model, numpy_variables(shapes, lecun_fill)
 
 
 def reference_logits(model, variables, frames, labels, valid):
@@ -208,7 +199,7 @@ def _variables(backbone):
   model = STM(backbone=backbone, key_dim=16, value_dim=32, decoder_dim=16)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, S, S, 3)),
                           jnp.zeros((K, S, S)))
-  return model, numpy_variables(shapes, fill)
+  return model, numpy_variables(shapes, lecun_fill)
 
 
 def _backbone_config(backbone, spec):

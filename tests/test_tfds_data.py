@@ -132,6 +132,7 @@ def test_first_batches_are_the_folders_batches(davis):
   _assert_same_batches(next(it), ds_f[3])
 
 
+@pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
 def test_first_logged_losses_are_the_folders_losses(davis):
   """The loss the trainer logs at step 1 (``train_step``'s ``loss_fn`` at the initial
   state) on batch 0 of each pipeline: one forward compile, two calls."""
