@@ -21,6 +21,8 @@ upsampled bilinearly to the image size, as the official
 ``high_res_multimasks``.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -45,16 +47,9 @@ def unroll_settings(config, use_scan: bool | None = None) -> unroll.UnrollSettin
   """The static unroll options from ``config.training`` (prompts) and ``config.inference``
   (the model's multimask rule and pointer reach, the same options in training)."""
   t, inf = config.training, config.inference
-  ps = prompts.PromptSettings(
-      num_frames=t.num_frames, prob_to_use_pt_input=t.prob_to_use_pt_input,
-      prob_to_use_box_input=t.prob_to_use_box_input,
-      prob_to_sample_from_gt=t.prob_to_sample_from_gt,
-      num_frames_to_correct=t.num_frames_to_correct,
-      rand_frames_to_correct=t.rand_frames_to_correct,
-      num_init_cond_frames=t.num_init_cond_frames,
-      rand_init_cond_frames=t.rand_init_cond_frames,
-      num_correction_pt_per_frame=t.num_correction_pt_per_frame,
-      add_all_frames_to_correct_as_cond=t.add_all_frames_to_correct_as_cond)
+  # PromptSettings' fields are config.training keys of the same names.
+  ps = prompts.PromptSettings(**{f.name: t[f.name]
+                                 for f in dataclasses.fields(prompts.PromptSettings)})
   ms = Sam2Settings(
       max_obj_ptrs_in_encoder=inf.max_obj_ptrs_in_encoder,
       multimask_output_in_sam=inf.multimask_output_in_sam,
