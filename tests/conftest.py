@@ -20,19 +20,24 @@ SHARED = REPO.parent / 'shared'
 # tighter, so that no outcome depends on the machine's load. A hang is ended sooner by
 # the code under test itself (training's collective deadlines), not by the test.
 CHILD_TIMEOUT_S = 5400
-# XLA flags of the child processes that train a few steps of a tiny network to check
-# plumbing (metrics rows, checkpoints, resume, processes): LLVM at -O0 compiles in
-# about 0.65x the time and runs those few steps slower. Never used for numbers
-# compared with a recording (parity) or with a run made in another setting.
-FAST_COMPILE = '--xla_backend_optimization_level=0'
+# "Fast compile": most of XLA's optimisations off (``jax_disable_most_optimizations``:
+# LLVM at -O0 without its expensive passes; about half the compile time, slower
+# programs), for plumbing checks (metrics rows, checkpoints, resume, processes, CLIs,
+# one of our paths against another). Set in the environment of child processes
+# (``child_env``) and, in-process, for tests marked ``fast_compile`` (below). Never for
+# numbers compared with an official recording (the parity files) or with a run made in
+# another setting, nor for tests whose cost is running rather than compiling.
+# ``JAX_OPTIMIZATION_LEVEL=O0`` changes nothing on CPU: it is part of jit's cache key, so
+# that a function compiled in this mode is never reused by an unmarked test (the
+# persistent compilation cache keys the two modes apart by itself).
+FAST_COMPILE = {'JAX_DISABLE_MOST_OPTIMIZATIONS': '1', 'JAX_OPTIMIZATION_LEVEL': 'O0'}
 
 
 def child_env(cache=None, devices: int | None = None, **extra) -> dict:
   """os.environ for a ``train.py`` child: CPU, FAST_COMPILE, ``devices`` simulated
   devices, the persistent compilation cache ``cache`` (None: the session's), ``extra``."""
-  flags = [FAST_COMPILE] + ([f'--xla_force_host_platform_device_count={devices}']
-                            if devices else [])
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=' '.join(flags), **extra)
+  flags = [f'--xla_force_host_platform_device_count={devices}'] if devices else []
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=' '.join(flags), **FAST_COMPILE, **extra)
   if cache is not None:
     env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
@@ -143,3 +148,12 @@ def pytest_xdist_make_scheduler(config, log):
 
   config.option.loadscopereorder = False
   return Units(config, log)
+
+
+def pytest_runtest_setup(item):
+  """FAST_COMPILE in-process for a test marked ``fast_compile`` (and the fixtures it sets
+  up; mark a whole module when it shares module fixtures), the defaults for any other."""
+  import jax
+  on = item.get_closest_marker('fast_compile') is not None
+  jax.config.update('jax_disable_most_optimizations', on)
+  jax.config.update('jax_optimization_level', 'O0' if on else 'UNKNOWN')

@@ -19,6 +19,8 @@ from helpers import random_frames, tiny_stcn
 from memvos_jax.memory import adaptive
 from memvos_jax.memory import bank as frame_bank
 
+pytestmark = pytest.mark.fast_compile   # ours against a numpy transcription
+
 
 def _normalize(x):  # torch F.normalize(x, dim=0) on [d, n]
   return x / np.maximum(np.linalg.norm(x, axis=0), 1e-12)

@@ -121,6 +121,7 @@ def single():
   return _run(20, 1)
 
 
+@pytest.mark.fast_compile   # our runs (the ``single`` fixture)
 def test_given_masks_are_exact_and_absent_objects_never_win(single):
   masks, probs, _, traces = single
   _, annotation, _ = _clip(20)
@@ -135,6 +136,7 @@ def test_given_masks_are_exact_and_absent_objects_never_win(single):
   assert np.all(probs[3, 2][~inside] == 0.0)
 
 
+@pytest.mark.fast_compile   # our runs (the ``single`` fixture)
 def test_introducing_an_object_reinitialises_every_bank(single):
   _, _, banks, _ = single
   b = banks[3]                                                       # after frame 3
@@ -143,6 +145,7 @@ def test_introducing_an_object_reinitialises_every_bank(single):
   assert np.all(b.usage == 0)
 
 
+@pytest.mark.fast_compile   # our runs (the ``single`` fixture)
 def test_long_clip_far_past_budget_keeps_exact_slot_accounting(single):
   _, _, banks, _ = single
   slots = banks[0].keys.shape[1]
@@ -161,6 +164,7 @@ def test_long_clip_far_past_budget_keeps_exact_slot_accounting(single):
   np.testing.assert_array_equal(banks[-1].count, banks[-2].count)    # last frame not memorised
 
 
+@pytest.mark.fast_compile   # our runs (the ``single`` fixture)
 def test_chunked_scan_equals_single_frame_steps(single):
   masks, probs, _, traces = _run(20, 8)                              # 3 chunks, last padded
   assert traces == 1
@@ -169,6 +173,7 @@ def test_chunked_scan_equals_single_frame_steps(single):
 
 
 @pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
+@pytest.mark.fast_compile   # our runs (the ``single`` fixture)
 def test_api_segment_and_stream_equal_the_scan(single):
   model, variables = _model()
   images, annotation, _ = _clip(20)

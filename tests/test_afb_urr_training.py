@@ -23,6 +23,8 @@ from memvos_jax.models.afb_urr.modeling import AFBURR
 from memvos_jax.training import config_check
 from memvos_jax.training import state as state_lib
 
+pytestmark = pytest.mark.fast_compile   # ours against ours and a transcription
+
 SMALL = dict(key_dim=8, value_dim=16, backbone='resnet18_w32', decoder_dims=(16, 8))
 H, W = 48, 64
 

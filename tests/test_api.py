@@ -12,7 +12,7 @@ from memvos_jax.errors import InputError
 # Slow as a whole: the tests share one compiled tiny segmenter (lru_cache), so
 # whichever runs first pays ~30-50 s on 2 CPU cores (marking only that one
 # moves the cost to the next); together ~45-100 s.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fast_compile]   # ours against ours
 
 H, W = 40, 64
 

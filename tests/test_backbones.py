@@ -67,13 +67,14 @@ def test_imagenet_classifier_top5(arch, file):
     ('efficientnet_lite0', 'efficientnet-lite0-57934424.pth'),
 ])
 @pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite
+@pytest.mark.fast_compile   # names, shapes and placement of the weights
 def test_backbone_loads_without_its_head(arch, file):
   """As a backbone the classifier head is dropped by name, the rest fills every variable."""
   model = backbones.build(arch)
   # jitted: op by op, the depthwise convolutions' shifted slices dispatch ~3x slower
   current = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 64, 64, 5)))   # 2 mask chans
   loaded = imagenet.load_backbone(str(WEIGHTS / file), arch, current)
-  f16, f8, f4 = jax.jit(model.apply)(loaded, jnp.zeros((1, 64, 96, 5)))
+  f16, f8, f4 = jax.eval_shape(model.apply, loaded, jnp.zeros((1, 64, 96, 5)))
   assert (f16.shape[-1], f8.shape[-1], f4.shape[-1]) == backbones.feature_dims(arch)
   assert f16.shape[1:3] == (4, 6) and f8.shape[1:3] == (8, 12) and f4.shape[1:3] == (16, 24)
   first = backbones.SPECS[arch].first_conv.rpartition('.')[0].replace('.', '_')

@@ -37,6 +37,8 @@ import torch_files
 
 from conftest import CHILD_TIMEOUT_S, REPO, child_env
 
+pytestmark = pytest.mark.fast_compile   # errors and what is kept: plumbing
+
 T, H, W = 4, 32, 48
 FAST = ['--config.inference.size=0', '--config.inference.chunk=2']
 

@@ -28,6 +28,8 @@ from memvos_jax.models.stcn import FAMILY
 
 from conftest import CHILD_TIMEOUT_S, child_env
 
+pytestmark = pytest.mark.fast_compile   # batched against one by one
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 AGREE = 0.999    # share of pixels batch == one by one (see above)
 

@@ -71,13 +71,13 @@ def test_davis2016_layout_split_heldout_and_binary_masks(tmp_path, mask_mode):
   assert [c[0] for c in everything.clips] == ['alpha', 'beta', 'delta', 'gamma']
 
 
-@pytest.mark.slow   # trains in a subprocess: ~80 s
+@pytest.mark.slow   # trains 2 steps and validates: ~45 s
+@pytest.mark.fast_compile   # plumbing: data, validation, the baseline
 def test_training_reads_davis2016_and_validates_on_heldout(tmp_path):
   """train() on the folder: held-out clip out of the data, real-clip validation J&F."""
   root = _davis2016(tmp_path / 'davis2016')
-  c = default_config.get_config('runlocal')
+  c = default_config.get_config('runlocal')   # fine-tunes the shipped weights (no init)
   with c.unlocked():
-    c.checkpoint = ''
     c.data.davis_root = str(root)
     c.data.heldout = 'gamma'
     c.data.synthetic_with_real = 2
@@ -86,7 +86,6 @@ def test_training_reads_davis2016_and_validates_on_heldout(tmp_path):
     c.training.num_steps = 2
     c.training.batch_size = 2     # the smallest update that still batches (its compile
     c.training.num_frames = 2     # is most of this test)
-    c.training.init_rng = 'rbg'   # one compiled init, not ~500 eager initialiser programs
     c.training.eval_every = 2
     c.training.checkpoint_every = 2
     c.training.progress = False

@@ -10,6 +10,8 @@ from memvos_jax.models.stcn import inference as stcn_core
 
 from helpers import random_clip, run_chunks, tiny_stcn
 
+pytestmark = pytest.mark.fast_compile   # ours against ours
+
 H, W, K = 48, 80, 2
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from memvos_jax import memory
 
+pytestmark = pytest.mark.fast_compile   # ours against ours
+
 
 def _bank(c=3, k=2, n=4, ck=8, cv=5):
   return memory.init(c, k, n, ck, cv)

@@ -299,7 +299,7 @@ def test_a_skipped_collective_ends_every_process_with_one_line(tmp_path, runs):
   try:
     t0 = time.time()
     procs = _launch(work, runs[1], 2,   # the 2-process programs, from the runs' cache
-                    extra=['--config.training.collective_timeout=10'])
+                    extra=['--config.training.collective_timeout=5'])
     results = _finish(procs, work)
   finally:
     os.environ.clear()

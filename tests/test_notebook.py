@@ -16,7 +16,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def fast_compile(monkeypatch):
   """The kernels (started with this environment) compile at FAST_COMPILE: plumbing checks."""
-  monkeypatch.setenv('XLA_FLAGS', FAST_COMPILE)
+  for name, value in FAST_COMPILE.items():
+    monkeypatch.setenv(name, value)
 
 
 def test_quickstart_notebook_runs(tmp_path):

@@ -17,6 +17,8 @@ from memvos_jax.models.rpm import FAMILY
 from memvos_jax.models.rpm import convert as convert_rpm
 from memvos_jax.models.rpm import modeling as rpm
 
+pytestmark = pytest.mark.fast_compile   # ours against ours
+
 H, W = 60, 100          # padded (centred) to 64 x 128
 
 

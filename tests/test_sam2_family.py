@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CHILD_TIMEOUT_S, REPO, SHARED, need_shared, official_state
+from conftest import CHILD_TIMEOUT_S, REPO, SHARED, child_env, need_shared, official_state
 from memvos_jax import registry
 from memvos_jax.models.sam2.predictor import Sam2Predictor, Sam2Settings
 
 # Slow as a whole: SAM 2 on bike (eval.py in a subprocess ~30 s; the 256 px
 # predictor and segmenter share compiles, ~35 s for the other two together).
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fast_compile]   # ours against ours
 
 
 @pytest.fixture(scope='module')
@@ -73,7 +73,8 @@ def test_eval_cli_bike_equals_predictor(fixture_state, small, bike, tmp_path):
   cmd = [sys.executable, str(REPO / 'eval.py'), '--config', str(REPO / 'configs/sam2.py'),
          f'--config.checkpoint={npz}', f'--config.data.root={SHARED / "data" / "real_clips"}',
          '--config.data.clips=bike', '--config.network.image_size=256', f'--workdir={out}']
-  r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S)
+  r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=CHILD_TIMEOUT_S,
+                     env=child_env())   # FAST_COMPILE, as the predictor it is compared with
   assert r.returncode == 0, r.stderr[-3000:]
   pngs = sorted((out / 'bike').glob('*.png'))
   assert [p.name for p in pngs] == [f'0000{i}.png' for i in range(4)]

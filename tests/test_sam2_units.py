@@ -16,6 +16,8 @@ from memvos_jax.models.sam2.memory_attention import (MemoryAttention, apply_rope
                                                      axial_rope_angles)
 from memvos_jax.models.sam2.predictor import Sam2Predictor, Sam2Settings
 
+pytestmark = pytest.mark.fast_compile   # ours against ours and the official formulas
+
 
 def test_masked_attention_equals_dropping_tokens():
   rng = np.random.default_rng(0)

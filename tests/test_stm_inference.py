@@ -7,6 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from memvos_jax import registry
 from memvos_jax.inference import core
@@ -18,6 +19,8 @@ from memvos_jax.models.stm import inference as inference_stm
 from memvos_jax.nn.aggregate import aggregate
 
 from helpers import numpy_variables, random_clip, run_chunks
+
+pytestmark = pytest.mark.fast_compile   # ours against a transcription of the official loop
 
 H, W, K = 40, 72, 2      # not multiples of 16: exercises the centred padding
 

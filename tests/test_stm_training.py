@@ -26,6 +26,8 @@ from memvos_jax.training import config_check
 from conftest import CHILD_TIMEOUT_S, child_env, REPO, SHARED
 from helpers import lecun_fill, numpy_variables
 
+pytestmark = pytest.mark.fast_compile   # ours against ours and the paper formula
+
 SMALL = dict(backbone='resnet18', key_dim=16, value_dim=32, decoder_dim=16)
 S, K = 32, 2
 

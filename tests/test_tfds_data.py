@@ -20,6 +20,8 @@ from memvos_jax.training import config_check
 
 from conftest import CHILD_TIMEOUT_S, REPO, need_shared
 
+pytestmark = pytest.mark.fast_compile   # folders against ArrayRecord
+
 DAVIS16 = ('bear', 'bmx-bumps', 'boat')   # davis2016_train clips built (a small, fast build)
 FRAMES = 5                                # annotated frames kept per clip (davis2017_extra: both)
 

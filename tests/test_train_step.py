@@ -23,6 +23,8 @@ from memvos_jax.training import state as state_lib
 from conftest import CHILD_TIMEOUT_S, REPO
 from helpers import updates_on_one_batch
 
+pytestmark = pytest.mark.fast_compile   # our update against our update
+
 SMALL = dict(key_dim=16, value_dim=32)
 
 
