@@ -150,10 +150,14 @@ def pytest_xdist_make_scheduler(config, log):
   return Units(config, log)
 
 
+def set_fast_compile(on: bool) -> None:
+  """FAST_COMPILE in this process from now on (``on``), or the defaults."""
+  import jax
+  jax.config.update('jax_disable_most_optimizations', on)
+  jax.config.update('jax_optimization_level', 'O0' if on else 'UNKNOWN')
+
+
 def pytest_runtest_setup(item):
   """FAST_COMPILE in-process for a test marked ``fast_compile`` (and the fixtures it sets
   up; mark a whole module when it shares module fixtures), the defaults for any other."""
-  import jax
-  on = item.get_closest_marker('fast_compile') is not None
-  jax.config.update('jax_disable_most_optimizations', on)
-  jax.config.update('jax_optimization_level', 'O0' if on else 'UNKNOWN')
+  set_fast_compile(item.get_closest_marker('fast_compile') is not None)
