@@ -14,7 +14,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def fast_compile(monkeypatch):
+def kernels_fast_compile(monkeypatch):
   """The kernels (started with this environment) compile at FAST_COMPILE: plumbing checks."""
   for name, value in FAST_COMPILE.items():
     monkeypatch.setenv(name, value)

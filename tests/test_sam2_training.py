@@ -5,10 +5,10 @@ The cheap tests check the prompt simulation (``prompts``), the optimiser
 training loss against the official-parity loss (``loss.multistep_loss``,
 itself checked against the official code in ``test_loss_parity.py``) on
 hand-made outputs. The slow ones train SAM 2.1-T at 64 px (``SMALL``): train.py
-runs 4 steps on clips of 2 frames fine-tuning an official-format checkpoint (../shared's
-random-initialised fixture; random weights without ../shared): a metrics row
-per step and the checkpoint, the loss falls on one clip, and the weights
-moved from the converted checkpoint's, not from random ones.
+runs 4 steps on clips of 2 frames, fine-tuning an official-format checkpoint
+(../shared's random-initialised fixture; random weights without ../shared): a
+metrics row per step and the checkpoint, the loss falls on one clip, and the
+weights moved from the converted checkpoint's, not from random ones.
 """
 
 import os
