@@ -37,7 +37,11 @@ initial frame or not, corrections on a tracked frame or not) are
 batch-wide scalars, branched on by ``lax.cond`` outside the vmaps over
 samples and objects, so only the branch taken runs and it differentiates
 cheaply. ``use_scan`` runs the tracked frames and the correction rounds as
-``lax.scan`` instead of Python loops (``training.clip_loop``).
+``lax.scan`` instead of Python loops (``training.clip_loop``). The Python
+loops call their body, and the initial slots their prompt, through an inner
+``jax.jit``: traced once, inlined by XLA (64 px, 4 frames, 3 correction
+clicks: train.py 142 s -> 119 s on 2 cores; the same forward, the gradients
+summed in another order).
 """
 
 import dataclasses
@@ -153,9 +157,10 @@ def _loop(body, carry, n: int, use_scan: bool):
     return carry, None
   if use_scan:
     return jax.lax.scan(body, carry, jnp.arange(n))
+  step = jax.jit(body)    # unrolled, but traced once: every i has the same shapes
   ys = []
   for i in range(n):
-    carry, y = body(carry, i)
+    carry, y = step(carry, jnp.int32(i))
     ys.append(y)
   return carry, jax.tree.map(lambda *a: jnp.stack(a), *ys)
 
@@ -322,13 +327,17 @@ def unroll(model, variables, s: UnrollSettings, plan: prompts.Plan, frames, targ
   mem = jax.tree.map(lambda a: jnp.broadcast_to(a, (b, k) + a.shape),
                      _empty_memory(model, s, hw))
   entries, first_out = [], None
-  for slot in range(ps.num_init_cond_frames):
-    f = plan.init_frames[slot]
-    compute = lambda f=f, slot=slot: jax.lax.cond(
+  @jax.jit    # one trace for every slot: the slots call it with the same shapes
+  def prompted(f, use_box):
+    return jax.lax.cond(
         plan.use_points,
-        lambda: _objects(lambda fb, tg, ky: prompt_points(fb, tg, ky, f, plan.box[slot]))(
+        lambda: _objects(lambda fb, tg, ky: prompt_points(fb, tg, ky, f, use_box))(
             feats, targets, keys),
         lambda: _objects(lambda fb, tg, ky: prompt_mask(fb, tg, ky, f))(feats, targets, keys))
+
+  for slot in range(ps.num_init_cond_frames):
+    f = plan.init_frames[slot]
+    compute = lambda f=f, slot=slot: prompted(f, plan.box[slot])
     if slot == 0:
       out = first_out = compute()
     else:
