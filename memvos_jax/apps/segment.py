@@ -17,7 +17,8 @@ uses the config's 0 = unbounded).
 The results appear in ``--out`` only once all of them are written; a run that
 fails leaves ``<out>.FAILED`` (the reason) beside it, and whatever ``--out``
 held before is kept. The output folder is checked writable before the model
-is loaded.
+is loaded, and the inputs are read before jax is imported: a bad argument is
+reported at once.
 """
 
 import argparse
@@ -33,7 +34,6 @@ import numpy as np
 import tqdm
 from PIL import Image
 
-from memvos_jax import api
 from memvos_jax.apps import cli_report, visualize
 from memvos_jax.data import mask_levels, outputs, video_file, video_folder
 from memvos_jax.errors import CheckpointError, InputError
@@ -146,6 +146,7 @@ def _run(args) -> int:
   masks, palette = read_masks(specs, size, num_frames)
   options = {k: v for k, v in (('mem_every', args.mem_every), ('top_k', args.top_k))
              if v is not None}                 # model-specific; None = the config's
+  from memvos_jax import api     # jax and the models: only once the inputs are good
   seg = api.load(args.model, args.checkpoint, memory_capacity=args.capacity,
                  chunk=args.chunk, **options)
   shorter = seg.clip.size if args.size is None else args.size   # None: the config's
