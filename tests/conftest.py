@@ -115,7 +115,7 @@ GROUPS = {name: 'bike_parity' for name in (
     'test_afb_urr_parity.py')}
 LONGEST_FIRST = ('bike_parity', 'test_sam2_training.py', 'test_multiprocess.py',
                  'test_default_model.py', 'test_afb_urr_training.py', 'test_batch_clips.py',
-                 'test_sam2_family.py', 'test_export.py', 'test_train_resume.py',
+                 'test_sam2_family.py', 'test_export.py',
                  'test_stm_training.py', 'test_afb_urr.py', 'test_notebook.py',
                  'test_train_learns.py', 'test_train_sharding.py', 'test_cli_video.py',
                  'test_eval_cli.py', 'test_sam2_units.py', 'test_sam2_official_api.py',

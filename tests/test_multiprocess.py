@@ -7,7 +7,8 @@ run compiles in seconds with the persistent compilation cache the runs share.
 Checked: losses and parameters (the tolerances of test_train_sharding.py),
 that each process fed a disjoint half of every global batch, checkpoints
 resumed by the other process count (data position included), a process
-killed mid-save, and one-line errors for bad launches.
+killed mid-save, a restart in a killed run's workdir resuming exactly (bit
+for bit on one process count), and one-line errors for bad launches.
 """
 
 import json
@@ -226,6 +227,29 @@ def test_checkpoint_resumes_on_the_other_process_count(runs, writer, reader):
     halves = [_fed(work, i, 2) for i in (0, 1)]
     for s in range(3, STEPS + 1):
       assert halves[0][s] + halves[1][s] == want[s][1], s
+
+
+def test_a_restart_in_the_killed_workdir_resumes_exactly(runs):
+  """The 1-process run as SIGKILL would leave it after logging step 3 (metrics rows 1-3,
+  checkpoints up to step 2): the same command, in the same workdir, resumes from step 2,
+  and every loss, batch and parameter of steps 3-4 equals the uninterrupted run's, bit for
+  bit (one process count: nothing may differ). A real SIGKILL (mid-save) is the fixture's."""
+  base, cache, _ = runs
+  work = base / 'one_again'
+  shutil.copytree(base / 'one', work, ignore=shutil.ignore_patterns('checkpoints'))
+  _copy_checkpoints(base / 'one', work, 2)
+  rows = [line for line in open(base / 'one' / 'metrics.jsonl')
+          if json.loads(line).get('step', 0) <= 3]
+  (work / 'metrics.jsonl').write_text(''.join(rows))
+  (rc, log), = _train(work, cache, 1)
+  assert 'resumed from step 2' in log
+  written = [json.loads(line) for line in open(work / 'metrics.jsonl')]
+  # Step 3 twice (the killed run's row, then the rerun's), step 4 once: it ran again.
+  assert [r['step'] for r in written if 'loss' in r] == [1, 2, 3, 3, 4]
+  want, got = metric_rows(base / 'one'), metric_rows(work)
+  assert got == want
+  for a, b in zip(_variables(work, STEPS), _variables(base / 'one', STEPS)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_launch_settings_are_checked_before_connecting():
