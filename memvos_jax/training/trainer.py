@@ -80,7 +80,7 @@ def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None
   model = family.build(**config.network.to_dict())
   optimizer, schedule = (optimizer(config) if optimizer is not None else
                          (state_lib.make_optimizer(config), state_lib.lr_schedule(config)))
-  abstract_vars = jax.eval_shape(lambda: state_lib.init_variables(config, model, family))
+  abstract_vars = state_lib.abstract_variables(config, model, family)
   abstract = jax.eval_shape(lambda v: state_lib.create_state(v, optimizer), abstract_vars)
   mesh = update_lib.make_mesh(devices)
   update, state_sh = update_lib.make_update(model, config, optimizer, mesh, abstract, loss_fn)
