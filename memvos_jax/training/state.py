@@ -66,15 +66,6 @@ def make_optimizer(config) -> optax.GradientTransformation:
   return optax.multi_transform({'train': adam, 'frozen': optax.set_to_zero()}, labels)
 
 
-def abstract_variables(config, model, family):
-  """The shapes and dtypes of ``init_variables`` without reading ``config.checkpoint``: a
-  checkpoint converts strictly to the model's own variables, so the random init's shapes
-  are its shapes (a large official file is read once, when the run starts, not twice)."""
-  random_init = config.copy_and_resolve_references()
-  random_init.checkpoint = ''
-  return jax.eval_shape(lambda: init_variables(random_init, model, family))
-
-
 def init_variables(config, model, family):
   """``config.checkpoint`` (official .pth/.npz or orbax folder, read by ``family``), else
   random init."""

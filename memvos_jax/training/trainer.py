@@ -80,7 +80,9 @@ def train(family, config, workdir: str, devices=None, *, loss_fn, calibrate=None
   model = family.build(**config.network.to_dict())
   optimizer, schedule = (optimizer(config) if optimizer is not None else
                          (state_lib.make_optimizer(config), state_lib.lr_schedule(config)))
-  abstract_vars = state_lib.abstract_variables(config, model, family)
+  # The family's restore target: what a checkpoint converts to strictly and the shapes of
+  # the random init, without reading config.checkpoint (it is read once, to start).
+  abstract_vars = family.abstract_variables(model)
   abstract = jax.eval_shape(lambda v: state_lib.create_state(v, optimizer), abstract_vars)
   mesh = update_lib.make_mesh(devices)
   update, state_sh = update_lib.make_update(model, config, optimizer, mesh, abstract, loss_fn)
