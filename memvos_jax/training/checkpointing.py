@@ -42,10 +42,26 @@ from memvos_jax.training.state import TrainState
 
 
 def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
+  if jax.default_backend() == 'cpu':
+    _save_replicas_whole()
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                          enable_async_checkpointing=False)
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, 'checkpoints')),
                                options=options, item_names=('variables', 'train', 'data'))
+
+
+def _save_replicas_whole() -> None:
+  """Arrays saved whole from their first replica (orbax's ``jax.Array`` handler, for this
+  process), as orbax itself does on GPUs.
+
+  Orbax's default elsewhere, replica-parallel saving, has each of a replicated array's
+  N replicas write 1/N of it; it cuts every array with eager JAX slices, one compiled
+  program per array shape and replica count. On CPU devices, which share one host
+  memory, that gains nothing and costs about 5 s per save of the tiny STCN on 8
+  devices (10 s of a 35 s four-step run). The files are the same either way.
+  """
+  ocp.type_handlers.register_type_handler(
+      jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
 
 
 def save(mngr: ocp.CheckpointManager, state: TrainState, global_batch: int) -> int:
