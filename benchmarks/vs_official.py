@@ -196,7 +196,7 @@ def run_child(cmd, env, preexec, timeout, what):
 def run_ours(args):
   """In our venv: the clip through ``ClipSegmenter.run`` on pre-decoded frames; saves an .npz."""
   if args.dtype == 'bfloat16':
-    from memvos_jax.inference.core import bf16_kernels  # noqa: E402
+    from memvos_jax.inference.dtypes import bf16_kernels  # noqa: E402
     bf16_kernels()       # XLA_FLAGS before JAX starts (the weights load starts it)
   config, net, variables, load_s = common.load_model(args.model, args.weights)
   from memvos_jax.data import video_folder  # noqa: E402

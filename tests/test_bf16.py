@@ -5,8 +5,12 @@ affinities, softmax / top-k and the returned probabilities stay float32.
 Its accuracy cost is measured on real video (benchmarks/README.md: the
 default model's held-out J&F, float32 vs bf16); here: the mode really runs
 in bf16, agrees with float32 on a trained model, and refuses where it is
-not implemented.
+not implemented; ``'auto'`` picks it where the machine has bf16 units.
 """
+
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,10 +18,11 @@ import numpy as np
 import pytest
 
 import memvos_jax
-from conftest import need_shared
+from conftest import CHILD_TIMEOUT_S, need_shared
 from helpers import random_clip, tiny_stcn
 from memvos_jax import registry
 from memvos_jax.data import video_folder
+from memvos_jax.inference import dtypes
 from memvos_jax.inference import core
 from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.models import stcn
@@ -30,6 +35,45 @@ def test_unknown_dtype_and_float32_only_models_are_refused():
   for name in ('rpm', 'sam2'):
     with pytest.raises(ValueError, match='float32 only'):
       registry.get(name).make_settings(dtype='bfloat16')
+
+
+@pytest.mark.parametrize('platform,flags,want', [
+    ('cpu', {'avx2', 'avx512f', 'avx512_bf16'}, 'bfloat16'),   # AMD Zen 4, Intel Cooper Lake
+    ('cpu', {'avx2', 'avx512f', 'amx_bf16', 'amx_tile'}, 'bfloat16'),   # Intel Sapphire Rapids
+    ('cpu', {'avx2', 'avx512f'}, 'float32'),
+    ('cpu', set(), 'float32'),
+    ('gpu', set(), 'bfloat16'),
+    ('tpu', set(), 'bfloat16')])
+def test_auto_is_bf16_where_the_machine_has_bf16_units(monkeypatch, platform, flags, want):
+  monkeypatch.setattr(dtypes, '_platform', lambda: platform)
+  monkeypatch.setattr(dtypes, 'cpu_info', lambda: ('a CPU', frozenset(flags)))
+  assert dtypes.auto_dtype() == want
+  for name in ('stcn', 'stm', 'afb_urr', 'default'):   # resolved once, in the settings
+    assert registry.get(name).make_settings(dtype='auto').dtype == want, name
+  for name in ('rpm', 'sam2'):                          # no bf16 core: float32, no error
+    assert registry.get(name).make_settings(dtype='auto').dtype == 'float32', name
+
+
+def test_auto_on_a_bf16_cpu_sets_the_onednn_flag_before_jax_starts():
+  """In a fresh process (JAX not started), a CPU with AVX-512-BF16: ``'auto'`` is decided
+  without starting JAX's backend, and loading the weights adds the oneDNN flag first."""
+  code = '''
+import os
+from memvos_jax import registry
+from memvos_jax.inference import dtypes
+dtypes.cpu_info = lambda: ('a CPU', frozenset({'avx512_bf16'}))
+assert dtypes.auto_dtype() == 'bfloat16' and not dtypes._backend_started()
+config = registry.config('default')
+config.inference.dtype = 'auto'
+registry.load_variables(config, registry.build_model(config))
+assert dtypes._backend_started()
+print(os.environ['XLA_FLAGS'])
+'''
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                     env=dict(env, JAX_PLATFORMS=''), timeout=CHILD_TIMEOUT_S)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert r.stdout.split() == [dtypes.ONEDNN_FLAG]
 
 
 @pytest.mark.slow   # over 10 s on 2 cores: outside the quick suite

@@ -24,7 +24,7 @@ import pytest
 import memvos_jax
 from memvos_jax import api, registry
 from memvos_jax.apps import export as export_app
-from memvos_jax.inference import core
+from memvos_jax.inference import dtypes
 
 from conftest import CHILD_TIMEOUT_S, need_shared, official_npz
 
@@ -83,13 +83,13 @@ for line in sys.stdin:
 def _child_env() -> dict:
   """This process's environment with the oneDNN flag made explicit for the child.
 
-  The runner adds ``core.ONEDNN_FLAG`` for a bfloat16 step, as the library does
+  The runner adds ``dtypes.ONEDNN_FLAG`` for a bfloat16 step, as the library does
   before jax starts, but this process's jax has started (``runners`` makes sure)
   with the flag only if ``XLA_FLAGS`` holds it, and bf16 masks are identical only
   under the same kernels (docs/export.md).
   """
   flags = os.environ.get('XLA_FLAGS', '')
-  name = core.ONEDNN_FLAG.split('=')[0]
+  name = dtypes.ONEDNN_FLAG.split('=')[0]
   if name not in flags:
     flags = f'{flags} {name}=false'.strip()
   return dict(os.environ, XLA_FLAGS=flags)
@@ -179,7 +179,7 @@ def test_bf16_baked_export_gives_the_bf16_session_masks(tmp_path, capsys, runner
                           '--capacity', str(CAPACITY), '--dtype', 'bfloat16', '--bake']) == 0
   assert 'bfloat16' in capsys.readouterr().out
   m = json.loads((art / 'manifest.json').read_text())
-  assert m['dtype'] == 'bfloat16' and m['xla_flags'] == core.ONEDNN_FLAG
+  assert m['dtype'] == 'bfloat16' and m['xla_flags'] == dtypes.ONEDNN_FLAG
   assert m['baked_weights'] and not (art / 'weights.npz').exists()
   with np.load(art / 'state.npz') as z:
     assert np.dtype(np.uint16) in {z[k].dtype for k in z.files}      # the bf16 memory's bits

@@ -44,7 +44,7 @@ import numpy as np
 
 from memvos_jax import api, registry
 from memvos_jax.errors import InputError
-from memvos_jax.inference import core
+from memvos_jax.inference import dtypes
 from memvos_jax.inference.core import FrameInput
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'export_runner.py')
@@ -73,7 +73,7 @@ def _segmenter(model, checkpoint, variant, dtype, settings):
     if checkpoint or variant or settings:
       raise TypeError('export(model=Segmenter): checkpoint, variant and settings belong to '
                       'memvos_jax.load; the Segmenter is exported as it is')
-    own = model.clip.options.get('dtype', 'float32')
+    own = model.clip.settings(1).dtype      # 'auto' resolved
     if dtype not in (None, own):
       raise InputError('--dtype', f'{dtype} asked for a Segmenter loaded in {own} (load it '
                        f'with dtype={dtype!r})')
@@ -170,7 +170,7 @@ def export(out: str, model='default', checkpoint: str = '', size=(240, 432),
       'platforms': list(platforms), 'baked_weights': bool(bake),
       'jax_version': jax.__version__,
       # What the library compiles a bf16 program with (the runner sets it likewise).
-      'xla_flags': core.ONEDNN_FLAG if st.dtype == 'bfloat16' else '',
+      'xla_flags': dtypes.ONEDNN_FLAG if st.dtype == 'bfloat16' else '',
       'calling_convention': 'step(params, state, image, annotation, given, index) -> '
                             '(state, mask); params absent when baked_weights',
       'inputs': ([] if bake else [{'name': 'params', 'leaves': len(param_leaves),

@@ -6,25 +6,11 @@ keeps one table per family.
 """
 
 import os
-import platform
+
+from memvos_jax.inference.dtypes import BF16_UNITS, cpu_info
 
 # The extensions XLA:CPU's kernels (and oneDNN's) choose between, in order.
 ISA = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile')
-
-
-def _cpuinfo() -> tuple[str, set[str]]:
-  model, flags = platform.processor() or platform.machine(), set()
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          model = line.split(':', 1)[1].strip()
-        elif line.startswith('flags'):
-          flags = set(line.split(':', 1)[1].split())
-          break
-  except OSError:
-    pass
-  return model, flags
 
 
 def loadavg() -> tuple[float, float, float]:
@@ -35,14 +21,14 @@ def loadavg() -> tuple[float, float, float]:
 def info() -> dict:
   """{'cpu_model', 'isa': [...], 'cores' (usable by this process), 'loadavg': (1, 5, 15 min),
   'bf16_units': whether the CPU has AMX or AVX-512-BF16}."""
-  model, flags = _cpuinfo()
+  model, flags = cpu_info()
   isa = [f for f in ISA if f in flags]
   try:
     cores = len(os.sched_getaffinity(0))
   except AttributeError:
     cores = os.cpu_count()
   return dict(cpu_model=model, isa=isa, cores=cores, loadavg=loadavg(),
-              bf16_units=bool({'amx_bf16', 'avx512_bf16'} & flags))
+              bf16_units=bool(set(BF16_UNITS) & flags))
 
 
 def describe(d: dict | None = None) -> str:

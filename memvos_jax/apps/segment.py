@@ -121,7 +121,10 @@ def check_out(out) -> None:
 
 def settings_line(seg, args, shorter, fps) -> str:
   """The settings in effect, one line."""
-  opts = ', '.join(f'{k} {v}' for k, v in sorted(seg.clip.options.items()))
+  options = dict(seg.clip.options)
+  options['dtype'] = seg.clip.settings(1).dtype + (' (auto)' if options.get('dtype') == 'auto'
+                                                   else '')
+  opts = ', '.join(f'{k} {v}' for k, v in sorted(options.items()))
   size = f'{shorter} px shorter side' if shorter else 'native size'
   capacity = (f'{seg.memory_capacity} frames' if seg.memory_capacity
               else '0 (unbounded, as eval.py)')
@@ -144,7 +147,8 @@ def _run(args) -> int:
   reader, num_frames, fps, size = open_video(args.video, args.chunk, args.fps)
   specs = [parse_mask_arg(m, args.mask_frame) for m in args.mask]
   masks, palette = read_masks(specs, size, num_frames)
-  options = {k: v for k, v in (('mem_every', args.mem_every), ('top_k', args.top_k))
+  options = {k: v for k, v in (('mem_every', args.mem_every), ('top_k', args.top_k),
+                                ('dtype', args.dtype))
              if v is not None}                 # model-specific; None = the config's
   from memvos_jax import api     # jax and the models: only once the inputs are good
   seg = api.load(args.model, args.checkpoint, memory_capacity=args.capacity,
@@ -223,6 +227,9 @@ def add_parser(sub) -> None:
   p.add_argument('--mem-every', type=int, default=None,
                  help="memory every N frames (default: the model config's)")
   p.add_argument('--top-k', type=int, default=None, help="STCN top-k (default: the config's)")
+  p.add_argument('--dtype', default=None, choices=('float32', 'bfloat16', 'auto'),
+                 help="compute dtype (default: the config's); auto: bfloat16 on GPUs, TPUs "
+                 'and CPUs with AMX / AVX-512-BF16, else float32')
   p.add_argument('--capacity', type=int, default=DEFAULT_CAPACITY,
                  help='memory frames kept (bounded memory; 0: as many as the official '
                  f'unbounded memory, as eval.py; default {DEFAULT_CAPACITY})')

@@ -35,6 +35,7 @@ def scan_options(inference: ml_collections.ConfigDict, chunk: int = 8) -> None:
   inference.chunk = chunk           # frames per scan (and per host transfer)
   # 'bfloat16': convolutions and matmuls in bf16 (faster on CPUs with AMX /
   # AVX-512-BF16, and on GPUs / TPUs); softmax, top-k and probabilities stay float32.
+  # 'auto': bfloat16 on those machines, float32 elsewhere (inference/dtypes.py).
   inference.dtype = 'float32'
   # eval.py: clips of one frame size segmented together (one vmapped scan); 1: one by one.
   inference.batch_clips = 1

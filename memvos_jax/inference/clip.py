@@ -19,7 +19,8 @@ import numpy as np
 
 from memvos_jax.data import outputs, video_folder
 from memvos_jax.errors import InputError
-from memvos_jax.inference.core import FrameInput, bf16_kernels, cast_variables, make_chunk_fn
+from memvos_jax.inference.core import FrameInput, make_chunk_fn
+from memvos_jax.inference.dtypes import bf16_kernels, cast_variables
 from memvos_jax.inference.objects import ObjectSlots
 from memvos_jax.memory.bank import bucket_capacity
 
@@ -50,8 +51,8 @@ class ClipSegmenter:
     self.batch_clips = batch_clips
     self.family = family
     self.options = options
-    self.family.make_settings(**options)   # an unknown option fails here, not mid-clip
-    if options.get('dtype') == 'bfloat16':
+    # An unknown option fails here, not mid-clip; 'auto' is resolved (the same every call).
+    if self.family.make_settings(**options).dtype == 'bfloat16':
       bf16_kernels()
     self.memory_capacity, self.chunk = memory_capacity, chunk
     self.max_objects, self.return_probs = max_objects, return_probs

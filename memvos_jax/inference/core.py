@@ -10,16 +10,14 @@ tail (crop, resize, argmax) and the settings fields every program has.
 
 import dataclasses
 import functools
-import os
-from typing import Any, Callable
-import warnings
+from typing import Any, Callable, ClassVar
 
 import flax.struct
 import jax
-from jax.extend import backend as jax_backend
 import jax.numpy as jnp
 import numpy as np
 
+from memvos_jax.inference import dtypes
 from memvos_jax.nn.aggregate import aggregate
 from memvos_jax.nn.layers import resize_bilinear
 
@@ -37,70 +35,15 @@ class ScanSettings:
   # (H, W) to restore outputs to when frames were processed at another size:
   # probabilities are resized bilinearly (torch align_corners=False), then argmax.
   out_size: tuple[int, int] | None = None
-  # Compute dtype of the network: 'bfloat16' runs convolutions and matmuls in
-  # bfloat16 and stores the memory in it; affinities, softmax / top-k,
-  # aggregation and the returned probabilities stay float32.
+  # Compute dtype of the network (``dtypes``): 'float32', 'bfloat16' (convolutions and
+  # matmuls; memory stored in it; affinities, softmax / top-k, aggregation and the
+  # returned probabilities stay float32) or 'auto', resolved here to one of the two.
   dtype: str = 'float32'
+  # False for models without a bfloat16 core: 'auto' is float32 for them.
+  bfloat16_core: ClassVar[bool] = True
 
   def __post_init__(self):
-    if self.dtype not in DTYPES:
-      raise ValueError(f'inference.dtype={self.dtype!r} (known: {", ".join(DTYPES)})')
-
-
-DTYPES = ('float32', 'bfloat16')
-
-
-def float32_only(settings, model: str) -> None:
-  """For cores without a bfloat16 path: a clear error instead of a silent float32 run."""
-  if settings.dtype != 'float32':
-    raise ValueError(f'inference.dtype={settings.dtype!r}: {model} runs in float32 only '
-                     '(bfloat16: stcn, stm, afb_urr and the default model)')
-
-
-ONEDNN_FLAG = '--xla_cpu_experimental_onednn_custom_call=true'
-
-
-def bf16_kernels() -> None:
-  """Before JAX starts its CPU backend: ``XLA_FLAGS`` += ``ONEDNN_FLAG``.
-
-  XLA:CPU runs bfloat16 convolutions through oneDNN (AMX / AVX-512-BF16) only
-  with this flag: several times faster than without. It is set only for a
-  bfloat16 run because it also changes float32 rounding (oneDNN matmuls),
-  which the float32 parity figures are measured without. An explicit setting
-  in ``XLA_FLAGS`` wins; once the backend has started it is too late (a
-  warning says so).
-  """
-  flags = os.environ.get('XLA_FLAGS', '')
-  if 'xla_cpu_experimental_onednn_custom_call' in flags:
-    return
-  if _backend_started():
-    warnings.warn(f'bfloat16 convolutions run without oneDNN (slower on CPUs): JAX started '
-                  f'before memvos_jax could set XLA_FLAGS={ONEDNN_FLAG}; set it yourself '
-                  'before importing jax')
-    return
-  os.environ['XLA_FLAGS'] = f'{flags} {ONEDNN_FLAG}'.strip()
-
-
-def _backend_started() -> bool:
-  """Whether JAX has created its backends (XLA reads ``XLA_FLAGS`` then, once).
-
-  Device queries, transfers and compilations all ask the memoised
-  ``jax.extend.backend.get_backend`` first: a call on its record means a
-  backend exists. Where the record is unavailable this says no (the flag is
-  then set, and only the warning could be missed).
-  """
-  info = getattr(jax_backend.get_backend, 'cache_info', None)
-  if info is None:
-    return False
-  record = info()
-  return bool(getattr(record, 'hits', 0) or getattr(record, 'misses', 0))
-
-
-def cast_variables(variables, dtype):
-  """The floating leaves of ``variables`` as ``dtype`` (done once per model and dtype)."""
-  dtype = jnp.dtype(dtype)
-  return jax.tree.map(
-      lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
+    object.__setattr__(self, 'dtype', dtypes.resolve(self.dtype, self.bfloat16_core))
 
 
 @flax.struct.dataclass

@@ -19,7 +19,7 @@ import numpy as np
 from memvos_jax.convert.checkpoint import is_flax_npz, load_npz, restore_variables
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.errors import InputError
-from memvos_jax.inference import core
+from memvos_jax.inference import dtypes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,11 +77,12 @@ class Family:
     """Variables from ``config.checkpoint``: official .pth/.npz, orbax folder, a Flax
     ``.npz`` (``convert.checkpoint.save_npz``, the shipped weights), or random.
 
-    With ``config.inference.dtype='bfloat16'`` it first sets the XLA flag for
-    bf16 kernels (``core.bf16_kernels``): loading weights starts JAX's backend.
+    When ``config.inference.dtype`` is or resolves to ``'bfloat16'`` it first sets the XLA
+    flag for bf16 kernels (``dtypes.bf16_kernels``): loading weights starts JAX's backend.
     """
-    if config.get('inference', {}).get('dtype') == 'bfloat16':
-      core.bf16_kernels()
+    if self.make_settings(dtype=config.get('inference', {}).get('dtype', 'float32')).dtype \
+        == 'bfloat16':
+      dtypes.bf16_kernels()
     path = config.checkpoint
     if not path:
       warnings.warn('config.checkpoint is empty: using randomly initialised weights')

@@ -26,14 +26,15 @@ chunk is ``core.make_chunk_fn`` with this module's ``frame_step``.
 
 import dataclasses
 import functools
+from typing import ClassVar
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.inference.core import (FrameInput, ScanSettings, float32_only, frame_output,
-                                       override_objects, pad_amounts, padded_size,
-                                       prepare_frame)
+from memvos_jax.inference.core import (FrameInput, ScanSettings, frame_output, override_objects,
+                                       pad_amounts, padded_size, prepare_frame)
+from memvos_jax.inference.dtypes import float32_only
 from memvos_jax.models.rpm.deform_conv import deform_sample
 from memvos_jax.nn.layers import resize_bilinear
 from memvos_jax.models.rpm.modeling import EMBED_STRIDE, STRIDE, downsample
@@ -50,6 +51,7 @@ class RPMSettings(ScanSettings):
   propagate: str = 'hard'
   resolution: str = 'full'
   calibrate: bool = True
+  bfloat16_core: ClassVar[bool] = False
 
   def __post_init__(self):
     super().__post_init__()
