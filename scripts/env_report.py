@@ -7,6 +7,7 @@ can then be traced to the CPU (model, cores, ISA extensions) rather than a relea
 import importlib.metadata as md
 
 from memvos_jax.apps import machine
+from memvos_jax.inference import dtypes
 
 NAMES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'grain', 'numpy', 'pillow')
 
@@ -22,7 +23,8 @@ def versions() -> str:
 
 
 def cpu() -> str:
-  return machine.describe()
+  """The machine line, with what ``inference.dtype='auto'`` means on it."""
+  return f"{machine.describe()}; inference.dtype='auto' is {dtypes.auto_dtype()}"
 
 
 if __name__ == '__main__':
