@@ -4,8 +4,8 @@ Segment with it (no checkpoint flag needed; the weights ship in the package):
   python eval.py --config configs/default.py --config.data.root=DAVIS --workdir=out
   memvos_jax.load()            python -m memvos_jax segment --video V --mask M --out O
 
-Reproduce the shipped weights (2-core CPU, 1 h 22 min; docs/training.md has the
-time, the curve and the held-out figures):
+Reproduce the shipped weights, bit for bit (2-core CPU: 59 min with nothing else
+running; docs/training.md has the time, the curve and the held-out figures):
   python train.py --config configs/default.py --workdir runs/default \\
       --config.checkpoint= \\
       --config.training.backbone_init=key=../shared/weights/imagenet/mobilenet_v2-b0353104.pth \\
