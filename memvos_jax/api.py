@@ -157,6 +157,6 @@ def load(model: str = 'default', checkpoint: str = '', variant: str | None = Non
   seg.weights = config.checkpoint or 'random initialisation (no checkpoint given)'
   if not quiet:
     name = 'default model (STCN, small, trained on DAVIS-2016)' if model == 'default' else model
-    dtype = seg.clip.settings(1).dtype + (' (auto)' if options.get('dtype') == 'auto' else '')
-    print(f'memvos_jax: {name}, weights: {seg.weights}, {dtype}', file=sys.stderr)
+    print(f'memvos_jax: {name}, weights: {seg.weights}, {seg.clip.dtype_label()}',
+          file=sys.stderr)
   return seg

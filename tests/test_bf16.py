@@ -22,8 +22,7 @@ from conftest import CHILD_TIMEOUT_S, need_shared
 from helpers import random_clip, tiny_stcn
 from memvos_jax import registry
 from memvos_jax.data import video_folder
-from memvos_jax.inference import dtypes
-from memvos_jax.inference import core
+from memvos_jax.inference import core, dtypes
 from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.models import stcn
 from memvos_jax.models.stcn import inference as stcn_core
@@ -55,7 +54,7 @@ def test_auto_is_bf16_where_the_machine_has_bf16_units(monkeypatch, platform, fl
 
 
 def test_auto_on_a_bf16_cpu_sets_the_onednn_flag_before_jax_starts():
-  """In a fresh process (JAX not started), a CPU with AVX-512-BF16: ``'auto'`` is decided
+  """In a fresh CPU process (JAX not started), a CPU with AVX-512-BF16: ``'auto'`` is decided
   without starting JAX's backend, and loading the weights adds the oneDNN flag first."""
   code = '''
 import os
@@ -71,7 +70,7 @@ print(os.environ['XLA_FLAGS'])
 '''
   env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
   r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                     env=dict(env, JAX_PLATFORMS=''), timeout=CHILD_TIMEOUT_S)
+                     env=dict(env, JAX_PLATFORMS='cpu'), timeout=CHILD_TIMEOUT_S)
   assert r.returncode == 0, r.stderr[-3000:]
   assert r.stdout.split() == [dtypes.ONEDNN_FLAG]
 

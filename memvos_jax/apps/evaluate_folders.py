@@ -87,7 +87,7 @@ def run(config, workdir: str) -> int:
   steady_s = sum(r.seconds for r in results)
   compile_s = sum(r.compile_seconds for r in results)
   steady = f'{steady_f / steady_s:.3f}' if steady_f and steady_s else 'n/a'
-  print(f'{len(results)} clips, {frames} frames in {total:.1f}s ({seg.settings(1).dtype}): '
+  print(f'{len(results)} clips, {frames} frames in {total:.1f}s ({seg.dtype_label()}): '
         f'{frames / max(total, 1e-9):.3f} frames/s overall, {steady} frames/s after '
         f'the first chunk of each clip (first chunks: {compile_s:.1f}s incl. '
         f'compilation). Masks in {workdir}')

@@ -73,7 +73,7 @@ def _segmenter(model, checkpoint, variant, dtype, settings):
     if checkpoint or variant or settings:
       raise TypeError('export(model=Segmenter): checkpoint, variant and settings belong to '
                       'memvos_jax.load; the Segmenter is exported as it is')
-    own = model.clip.settings(1).dtype      # 'auto' resolved
+    own = model.clip.dtype      # 'auto' resolved
     if dtype not in (None, own):
       raise InputError('--dtype', f'{dtype} asked for a Segmenter loaded in {own} (load it '
                        f'with dtype={dtype!r})')

@@ -121,9 +121,7 @@ def check_out(out) -> None:
 
 def settings_line(seg, args, shorter, fps) -> str:
   """The settings in effect, one line."""
-  options = dict(seg.clip.options)
-  options['dtype'] = seg.clip.settings(1).dtype + (' (auto)' if options.get('dtype') == 'auto'
-                                                   else '')
+  options = dict(seg.clip.options, dtype=seg.clip.dtype_label())
   opts = ', '.join(f'{k} {v}' for k, v in sorted(options.items()))
   size = f'{shorter} px shorter side' if shorter else 'native size'
   capacity = (f'{seg.memory_capacity} frames' if seg.memory_capacity

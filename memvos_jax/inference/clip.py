@@ -52,13 +52,18 @@ class ClipSegmenter:
     self.family = family
     self.options = options
     # An unknown option fails here, not mid-clip; 'auto' is resolved (the same every call).
-    if self.family.make_settings(**options).dtype == 'bfloat16':
+    self.dtype = self.family.make_settings(**options).dtype
+    if self.dtype == 'bfloat16':
       bf16_kernels()
     self.memory_capacity, self.chunk = memory_capacity, chunk
     self.max_objects, self.return_probs = max_objects, return_probs
     self._fns = {}
     self._cast = None           # (dtype, variables cast to it): bf16 mode casts once
     self.trace_count = 0
+
+  def dtype_label(self) -> str:
+    """The compute dtype in effect, for the settings lines: ``'bfloat16 (auto)'``."""
+    return self.dtype + (' (auto)' if self.options.get('dtype') == 'auto' else '')
 
   def variables_for(self, dtype: str):
     """The weights in the compute ``dtype`` of a program (float32: as loaded)."""
