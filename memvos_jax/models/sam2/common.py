@@ -13,7 +13,18 @@ import jax.numpy as jnp
 import numpy as np
 
 PREC = jax.lax.Precision.HIGHEST
-gelu = functools.partial(jax.nn.gelu, approximate=False)   # torch nn.GELU()
+
+
+def gelu(x):
+  """torch's exact ``nn.GELU()``, in torch's own formula: x / 2 (1 + erf(x / sqrt 2)).
+
+  Not ``jax.nn.gelu(approximate=False)``: its erfc is a polynomial whose Horner steps
+  jax lowers to fused multiply-adds under ``jit`` but to multiply-then-add for
+  ``jax.export`` (forward-compatible StableHLO has no ``fma``), so an exported SAM 2
+  rounded differently from the same program under ``jit``. ``lax.erf`` is one
+  ``chlo.erf`` either way: exported and in-library steps compute the same bits.
+  """
+  return 0.5 * x * (1.0 + jax.lax.erf(x * math.sqrt(0.5)))
 
 
 def dense(features: int, name: str | None = None) -> nn.Dense:
