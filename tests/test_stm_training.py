@@ -4,6 +4,7 @@ falls on a still clip, ImageNet trunks, config checks (STM's trainer on the shar
 import functools
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -254,10 +255,20 @@ def test_backbone_init_mobilenet_v2():
   assert not np.array_equal(q, variables['params']['query_encoder']['features_0_0']['kernel'])
 
 
-def test_config_variants_and_checks():
-  for arg in ('stage3', 'stage0', 'runlocal', 'tiny'):
+def test_config_variants_and_checks(tmp_path):
+  for arg in ('stage3', 'stage0', 'runlocal', 'tiny', 'small'):
     c = stm_config.get_config(arg)
+    if arg == 'small':                     # pastes objects cut from DAVIS clips
+      with c.unlocked():
+        c.data.davis_root = str(tmp_path)
     config_check.check(c, 1, encoders=STM.encoders, family=FAMILY)
+  small = stm_config.get_config('small')   # the default model's recipe on STM
+  assert small.network.backbone == 'mobilenet_v2' and small.data.heldout
+  frozen = re.compile(small.training.freeze)
+  assert frozen.match('query_encoder/features_6/conv_0_0/') and frozen.match(
+      'memory_encoder/features_1/conv_0_0/')
+  assert not frozen.match('memory_encoder/features_0_0/')   # the stem takes the masks
+  assert not frozen.match('query_encoder/features_16/conv_0_0/')
   default, stage0 = stm_config.get_config(), stm_config.get_config('stage0')
   assert default.training.stage == 3 and stage0.training.stage == 0
   assert default.training.learning_rate == 1e-5 and tuple(default.training.lr_steps) == ()
