@@ -34,8 +34,8 @@ FAST_COMPILE = {'JAX_DISABLE_MOST_OPTIMIZATIONS': '1', 'JAX_OPTIMIZATION_LEVEL':
 # One LLVM module per program. XLA's CPU compiler splits a large program into parts that it
 # compiles on a thread pool; with every core busy (2 pytest workers on CI's 2 cores, and the
 # processes they start) the parts never run side by side and the split is only extra work:
-# about 8 % less compile CPU without it (SAM 2's training step 38 -> 34 s; the unit-test
-# files -10 %), and the compiled programs compute bit for bit the same (checked: STCN's
+# about 8 % less compile CPU without it, measured alone (SAM 2's training step 38 -> 34 s;
+# four unit-test files 99 -> 88 s), and the programs compute bit for bit the same (STCN's
 # parity run and a training step). Set for this process before JAX starts its backend (jax
 # reads XLA_FLAGS then), and for every child (``child_env``; other children inherit it).
 SERIAL_CODEGEN = '--xla_cpu_parallel_codegen_split_count=1'
