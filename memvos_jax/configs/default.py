@@ -27,11 +27,12 @@ import os
 
 from memvos_jax.configs import common
 from memvos_jax.configs import stcn
+from memvos_jax.configs import training
+from memvos_jax.configs.training import HELDOUT  # noqa: F401 (the clips held out)
 
 # The shipped weights, package data beside this subpackage.
 WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        'weights', 'default_stcn.npz')
-HELDOUT = 'boat,car-turn,dance-jump,horsejump-low,paragliding'
 
 
 def get_config(arg: str | None = None):
@@ -45,41 +46,20 @@ def get_config(arg: str | None = None):
   config.network.value_dim = 128
   config.network.decoder_dims = (128, 64, 64)
 
-  d = config.data
-  d.heldout = HELDOUT
-  d.davis_repeat = 4
-  d.paste_clips = 60
-  d.paste_length = 20
-  d.synthetic_with_real = 0
-  d.frame_short_side = 240
-  d.crop_scale = (0.25, 0.8)
-
+  t = training.davis_from_imagenet(config)
   inf = config.inference
-  inf.size = 240
-  inf.mem_every = 3
   inf.top_k = 20
   inf.memory_capacity = 0
   inf.chunk = 8
 
-  t = config.training
-  t.batch_size = 4
   t.num_steps = 2000
-  t.crop_size = 192
-  t.num_frames = 3
-  t.max_objects = 2
   # MobileNetV2's stride-2..8 blocks keep their ImageNet weights (half the backward pass).
   t.freeze = 'key/key_encoder/features_[0-6]/'
   t.backbone_init = ''
-  t.max_skip_values = (3, 5, 8, 10, 15, 8)
-  t.max_skip_boundaries = (0.05, 0.15, 0.3, 0.5, 0.85)
-  t.learning_rate = 1e-4
   t.lr_steps = (1700,)
-  t.warmup_steps = 50
   t.bce_start_warm = 0
   t.bce_end_warm = 300
   t.checkpoint_every = 200
-  t.keep_checkpoints = 2
-  t.log_every = 25
   t.eval_every = 500
   if arg == 'runlocal':
     common.runlocal(config)

@@ -27,7 +27,7 @@ Variants (``--config configs/stm.py:<arg>``):
 
 import ml_collections
 
-from memvos_jax.configs import common, default, training
+from memvos_jax.configs import common, training
 
 # The paper (Oh et al., ICCV 2019, Sec. 3.3-4): ResNet-50 trunks from ImageNet, BatchNorm
 # frozen, three frames per clip sampled in temporal order with the number of skipped
@@ -89,19 +89,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == 'small':
     config.network = ml_collections.ConfigDict(dict(
         backbone='mobilenet_v2', key_dim=64, value_dim=128, decoder_dim=64))
-    config.inference.size = 240
     config.inference.chunk = 4
-    config.inference.mem_every = 3
-    d = config.data
-    d.heldout = default.HELDOUT   # validated on, kept out of training
-    d.davis_repeat, d.paste_clips, d.paste_length = 4, 60, 20
-    d.synthetic_with_real, d.frame_short_side, d.crop_scale = 0, 240, (0.25, 0.8)
-    t.num_steps, t.crop_size, t.num_frames, t.max_objects = 1200, 192, 3, 2
+    training.davis_from_imagenet(config)
+    t.num_steps, t.lr_steps = 1200, (1000,)
     # The trunks' stride-2..8 blocks keep their ImageNet weights (half the backward pass).
     t.freeze = '(query|memory)_encoder/features_[0-6]/'
-    t.max_skip_values = (3, 5, 8, 10, 15, 8)
-    t.max_skip_boundaries = (0.05, 0.15, 0.3, 0.5, 0.85)
-    t.learning_rate, t.lr_steps, t.warmup_steps = 1e-4, (1000,), 50
-    t.checkpoint_every, t.keep_checkpoints, t.log_every, t.eval_every = 100, 2, 25, 300
+    t.checkpoint_every, t.eval_every = 100, 300
   config.lock()
   return config
