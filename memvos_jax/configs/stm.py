@@ -20,9 +20,9 @@ Variants (``--config configs/stm.py:<arg>``):
   small     the default model's recipe (configs/default.py) on STM: both trunks
             ImageNet MobileNetV2 (``--config.training.backbone_init=FILE``, their
             stride-2..8 blocks frozen), 192 px crops, DAVIS clips and pasted
-            pseudo-videos, 2 objects per sample; 1200 steps in 45 min on a
-            2-core CPU, held-out J&F 0.46 (0.52 at step 900; copying the first
-            mask 0.28; docs/training.md has the command and the curve).
+            pseudo-videos, 2 objects per sample; 2000 steps (x0.1 at 1700), about
+            75 min on a 2-core CPU (docs/training.md has the command, the curve
+            and the held-out J&F; copying the first mask gives 0.28).
 """
 
 import ml_collections
@@ -91,9 +91,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         backbone='mobilenet_v2', key_dim=64, value_dim=128, decoder_dim=64))
     config.inference.chunk = 4
     training.davis_from_imagenet(config)
-    t.num_steps, t.lr_steps = 1200, (1000,)
+    t.num_steps, t.lr_steps = 2000, (1700,)
     # The trunks' stride-2..8 blocks keep their ImageNet weights (half the backward pass).
     t.freeze = '(query|memory)_encoder/features_[0-6]/'
-    t.checkpoint_every, t.eval_every = 100, 300
+    t.checkpoint_every, t.eval_every = 100, 500
   config.lock()
   return config
