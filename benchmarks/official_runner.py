@@ -38,6 +38,7 @@ own float32 noise, against which our drift is measured (docs/parity.md).
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -293,7 +294,9 @@ def run_sam2(args, torch):
   first = np.array(Image.open(os.path.join(args.davis_root, 'Annotations', '480p', args.clip,
                                            '00000.png'))).astype(np.uint8)
   object_ids = [int(i) for i in np.unique(first) if i > 0]
-  with torch.inference_mode():
+  autocast = (torch.autocast('cpu', dtype=torch.bfloat16) if args.bf16
+              else contextlib.nullcontext())
+  with torch.inference_mode(), autocast:
     state = predictor.init_state(video_path=video_dir, async_loading_frames=False)
     h, w, frame_n = state['video_height'], state['video_width'], state['num_frames']
     masks = np.zeros((frame_n, h, w), np.uint8)
@@ -328,8 +331,13 @@ def main():
   p.add_argument('--merge-thres', type=float, default=0.95)
   p.add_argument('--sam2-config', default='configs/sam2.1/sam2.1_hiera_t.yaml',
                  help='SAM 2: the official hydra config of the checkpoint')
+  p.add_argument('--bf16', action='store_true',
+                 help="SAM 2: run under torch.autocast('cpu', dtype=torch.bfloat16), as the "
+                      'official predictor runs under CUDA autocast on GPUs')
   p.add_argument('--teacher', help='STM: a recording whose probs_u8 are memorised (teacher forcing)')
   args = p.parse_args()
+  if args.bf16 and args.model != 'sam2':
+    sys.exit('official_runner: --bf16 is for --model sam2')
   if not os.path.isdir(args.src):
     sys.exit(f'official_runner: --src {args.src}: not a directory')
   sys.path.insert(0, os.path.abspath(args.src))
@@ -348,7 +356,7 @@ def main():
   probs = out.pop('probs')
   if probs is not None:
     out['probs_u8'] = np.round(probs * 255).astype(np.uint8)
-  np.savez_compressed(args.out, mkldnn=not args.no_mkldnn, torch=torch.__version__,
+  np.savez_compressed(args.out, mkldnn=not args.no_mkldnn, torch=torch.__version__, bf16=args.bf16,
                       threads=args.threads, torch_threads=torch.get_num_threads(),
                       peak_rss_gb=peak_rss_gb(), **out)
   print(f'{args.model} {args.clip}: {len(out["masks"])} frames in {out["seconds"]:.1f} s '

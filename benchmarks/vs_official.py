@@ -301,7 +301,8 @@ def main():
                       help='our frames per chunk = frames excluded from timing (0: min(8, T//2))')
   parser.add_argument('--budget', type=int, default=300_000, help='AFB-URR feature budget')
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'),
-                      help="ours: inference.dtype (the official side is float32)")
+                      help="ours: inference.dtype (the official side is float32; for sam2 "
+                           "in bfloat16 the official code also runs under CPU autocast)")
   parser.add_argument('--workdir', default='/tmp/memvos_vs_official',
                       help='weights (.pth), clips and run outputs are kept here')
   parser.add_argument('--timeout', type=float, default=None, help='seconds allowed per run')
@@ -363,17 +364,22 @@ def main():
               '--dtype', args.dtype]
   runs = []
   masks = {}
-  repeat_masks_same = {'official': True, 'ours': True}
+  # SAM 2 in bfloat16: the official predictor under torch.autocast too ('official_bf16'),
+  # the agreement reference (its speed is not the ratio's: that is float32's).
+  sides = ('official', 'ours') + (
+      ('official_bf16',) if args.model == 'sam2' and args.dtype == 'bfloat16' else ())
+  repeat_masks_same = {side: True for side in sides}
   for r in range(args.repeats):
-    for side in ('official', 'ours'):
+    for side in sides:
       out = runs_dir / f'{stamp}_{args.model}_{args.clip}{n}_{side}_{r}.npz'
-      cmd = (official_cmd + ['--out', str(out)]) if side == 'official' else (
-          ours_cmd + ['--child-out', str(out)])
+      cmd = {'official': official_cmd + ['--out', str(out)],
+             'official_bf16': official_cmd + ['--bf16', '--out', str(out)],
+             'ours': ours_cmd + ['--child-out', str(out)]}[side]
       wall = run_child(cmd, env, preexec, args.timeout, f'{side} run {r + 1}')
       data = dict(np.load(out))
       s = chunk
-      summary = (summarize_official(data, s, n) if side == 'official'
-                 else summarize_ours(data, n))
+      official = side != 'ours'
+      summary = summarize_official(data, s, n) if official else summarize_ours(data, n)
       if side == 'ours' and int(data['first_chunk_frames']) != s:
         common.die(PROG, f"ours: first chunk had {int(data['first_chunk_frames'])} frames, "
                    f'expected {s}')
@@ -382,9 +388,8 @@ def main():
       elif not np.array_equal(masks[side], data['masks']):
         repeat_masks_same[side] = False
       run = dict(side=side, repeat=r, child_wall_seconds=wall, npz=str(out), **summary)
-      run['torch' if side == 'official' else 'jax'] = str(
-          data['torch'] if side == 'official' else data['jax'])
-      if side == 'official':
+      run['torch' if official else 'jax'] = str(data['torch'] if official else data['jax'])
+      if official:
         run['torch_threads'] = int(data['torch_threads'])
         run['frame_starts'] = [float(x) for x in data['frame_starts']]
       else:
@@ -400,7 +405,7 @@ def main():
   h, w = masks['ours'].shape[1:]
   objects = next(r['objects'] for r in runs if r['side'] == 'ours')
   agree_first, agree, agree_frames = agreement(masks['ours'], masks['official'])
-  by = {side: [r for r in runs if r['side'] == side] for side in ('official', 'ours')}
+  by = {side: [r for r in runs if r['side'] == side] for side in sides}
   fps = {side: med([r['fps'] for r in by[side]]) for side in by}
   torch_version = by['official'][0]['torch']
   jax_version = by['ours'][0]['jax']
@@ -410,18 +415,29 @@ def main():
             f'masks = official, % px: frame 1 / frames 1..{n - 1}']
   clip_cell = f'{args.clip} ({n}, {h}x{w}, {objects})'
   rows = []
-  for side in ('official', 'ours'):
+  labels = {'official': f'official (torch {torch_version})',
+            'official_bf16': f'official (torch {torch_version}, CPU autocast bfloat16)',
+            'ours': f'ours (jax {jax_version}, {args.dtype})'}
+  bf16_agreement = None
+  if 'official_bf16' in masks:
+    # Ours and the official code in bfloat16 against each other and against the official
+    # float32 run: two bf16 implementations agree about as well as either agrees with float32.
+    pairs = {'ours_vs_official_bf16': ('ours', 'official_bf16'),
+             'official_bf16_vs_official': ('official_bf16', 'official'),
+             'ours_vs_official': ('ours', 'official')}
+    bf16_agreement = {k: agreement(masks[a], masks[b])[1] for k, (a, b) in pairs.items()}
+  for side in sides:
     rs = by[side]
     rows.append([
-        args.model, clip_cell,
-        (f'{side} (torch {torch_version})' if side == 'official'
-         else f'ours (jax {jax_version}, {args.dtype})'),
+        args.model, clip_cell, labels[side],
         spread([r['fps'] for r in rs], 3), spread([r['cpu_per_frame'] for r in rs], 2),
         spread([r['compile_seconds'] for r in rs], 1) if side == 'ours' else '— (none)',
         spread([r['peak_rss_gb'] for r in rs], 2),
         (f"{fps['ours'] / fps['official']:.2f}x" if side == 'ours' and fps['ours']
          and fps['official'] else ''),
-        f'{agree_first:.2f} / {agree:.2f}' if side == 'ours' else ''])
+        f'{agree_first:.2f} / {agree:.2f}' if side == 'ours' else (
+            f"{bf16_agreement['official_bf16_vs_official']:.2f} (frames 1..{n - 1})"
+            if side == 'official_bf16' else '')])
   finished = datetime.datetime.now()
   lines = [
       '',
@@ -441,6 +457,12 @@ def main():
          f'; NOTE: masks differ between repeats: {repeat_masks_same}'),
       '',
       common.markdown_table(header, rows)]
+  if bf16_agreement:
+    lines.append(
+        f"# bfloat16 masks, % px over frames 1..{n - 1}: ours = official bf16 "
+        f"{bf16_agreement['ours_vs_official_bf16']:.2f}; official bf16 = official float32 "
+        f"{bf16_agreement['official_bf16_vs_official']:.2f}; ours = official float32 "
+        f"{bf16_agreement['ours_vs_official']:.2f}")
   print('\n'.join(lines))
   if args.json:
     common.write_json(args.json, dict(
@@ -453,7 +475,8 @@ def main():
         fps_median=fps, ratio_ours_official=(fps['ours'] / fps['official']
                                              if fps['ours'] and fps['official'] else None),
         mask_agreement_percent=agree, mask_agreement_frame1_percent=agree_first,
-        mask_agreement_per_frame=agree_frames, repeat_masks_identical=repeat_masks_same, runs=runs))
+        mask_agreement_per_frame=agree_frames, bf16_mask_agreement_percent=bf16_agreement,
+        repeat_masks_identical=repeat_masks_same, runs=runs))
 
 
 if __name__ == '__main__':

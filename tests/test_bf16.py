@@ -31,9 +31,8 @@ from memvos_jax.models.stcn import inference as stcn_core
 def test_unknown_dtype_and_float32_only_models_are_refused():
   with pytest.raises(ValueError, match="inference.dtype='float16'"):
     stcn_core.InferenceSettings(dtype='float16')
-  for name in ('rpm', 'sam2'):
-    with pytest.raises(ValueError, match='float32 only'):
-      registry.get(name).make_settings(dtype='bfloat16')
+  with pytest.raises(ValueError, match='RPM-Net runs in float32 only'):
+    registry.get('rpm').make_settings(dtype='bfloat16')
 
 
 @pytest.mark.parametrize('platform,flags,want', [
@@ -47,10 +46,10 @@ def test_auto_is_bf16_where_the_machine_has_bf16_units(monkeypatch, platform, fl
   monkeypatch.setattr(dtypes, '_platform', lambda: platform)
   monkeypatch.setattr(dtypes, 'cpu_info', lambda: ('a CPU', frozenset(flags)))
   assert dtypes.auto_dtype() == want
-  for name in ('stcn', 'stm', 'afb_urr', 'default'):   # resolved once, in the settings
+  for name in ('stcn', 'stm', 'afb_urr', 'sam2', 'default'):   # resolved once, in the settings
     assert registry.get(name).make_settings(dtype='auto').dtype == want, name
-  for name in ('rpm', 'sam2'):                          # no bf16 core: float32, no error
-    assert registry.get(name).make_settings(dtype='auto').dtype == 'float32', name
+  # no bf16 core: float32, no error
+  assert registry.get('rpm').make_settings(dtype='auto').dtype == 'float32'
 
 
 def test_auto_on_a_bf16_cpu_sets_the_onednn_flag_before_jax_starts():

@@ -258,11 +258,11 @@ def test_bad_export_arguments_are_one_line(capsys, tmp_path):
   assert export_app.main(['--out', str(tmp_path / 'x'), '--platforms', 'cpu,gpu2']) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and 'unknown platform(s) gpu2' in err[0], err
-  # SAM 2 has no bf16 path in the library: refused before anything is loaded.
-  assert export_app.main(['--out', str(tmp_path / 'x'), '--model', 'sam2',
+  # RPM-Net has no bf16 path in the library: refused before anything is loaded.
+  assert export_app.main(['--out', str(tmp_path / 'x'), '--model', 'rpm',
                           '--dtype', 'bfloat16']) == 2
   err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and 'float32 only' in err[0] and 'sam2' in err[0], err
+  assert len(err) == 1 and 'float32 only' in err[0] and 'RPM-Net' in err[0], err
   assert not (tmp_path / 'x').exists()
   with pytest.raises(SystemExit):
     export_app.main(['--out', str(tmp_path / 'x'), '--size', '64by96'])

@@ -20,7 +20,7 @@ import numpy as np
 from memvos_jax.data import outputs, video_folder
 from memvos_jax.errors import InputError
 from memvos_jax.inference.core import FrameInput, make_chunk_fn
-from memvos_jax.inference.dtypes import bf16_kernels, cast_variables
+from memvos_jax.inference.dtypes import bf16_kernels
 from memvos_jax.inference.objects import ObjectSlots
 from memvos_jax.memory.bank import bucket_capacity
 
@@ -70,7 +70,7 @@ class ClipSegmenter:
     if dtype == 'float32':
       return self.variables
     if self._cast is None or self._cast[0] != dtype:
-      self._cast = (dtype, cast_variables(self.variables, dtype))
+      self._cast = (dtype, self.family.cast_variables(self.variables, dtype))
     return self._cast[1]
 
   def settings(self, capacity: int, out_size=None):

@@ -5,7 +5,8 @@ XLA flag that bfloat16 needs on CPUs.
 ``'bfloat16'`` runs convolutions and matmuls in bfloat16 (memory stored in it;
 affinities, softmax / top-k and probabilities stay float32); ``'auto'`` is
 bfloat16 where it is fast and float32 elsewhere (``auto_dtype``), and float32
-for the models without a bfloat16 core (SAM 2, RPM-Net). Everything here is
+for the model without a bfloat16 core (RPM-Net). SAM 2's bfloat16 is the official
+predictor's ``torch.autocast`` (``models/sam2/common.py``). Everything here is
 decided before JAX starts its backend where it can be: ``XLA_FLAGS`` is read
 once, then.
 """
@@ -91,7 +92,7 @@ def float32_only(settings, model: str) -> None:
   """For cores without a bfloat16 path: a clear error instead of a silent float32 run."""
   if settings.dtype != 'float32':
     raise ValueError(f'inference.dtype={settings.dtype!r}: {model} runs in float32 only '
-                     '(bfloat16: stcn, stm, afb_urr and the default model)')
+                     '(bfloat16: stcn, stm, afb_urr, sam2 and the default model)')
 
 
 def bf16_kernels() -> None:

@@ -50,6 +50,8 @@ class Family:
       ``config.model``), or None when only official weights are converted.
     check_config: ``config -> None``, raising ``InputError('config.<key>', problem)``
       for the model's own keys (network, loss); run by ``training.config_check``.
+    cast_variables: ``(variables, dtype) -> variables`` for a program in compute
+      ``dtype`` (``'float32'``: as loaded); default: every floating leaf in it.
   """
   name: str
   network: type
@@ -64,6 +66,7 @@ class Family:
   bucket_memory: bool = False
   trainer: Callable[..., Any] | None = None
   check_config: Callable[..., None] | None = None
+  cast_variables: Callable[..., Any] = dtypes.cast_variables
 
   def convert_file(self, path: str, model=None) -> dict:
     """Read an official ``.pth``/``.pt``/``.npz`` file and convert it for ``model``

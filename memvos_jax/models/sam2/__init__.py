@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from memvos_jax.models.family import Family
-from memvos_jax.models.sam2 import checks, convert, inference, optim, train_loss
+from memvos_jax.models.sam2 import checks, common, convert, inference, optim, train_loss
 from memvos_jax.models.sam2.modeling import NO_OBJ_SCORE, SAM2, TRUNKS, trunk_items
 from memvos_jax.training import trainer
 
@@ -60,4 +60,5 @@ FAMILY = Family(
     memory_frames=inference.memory_frames,
     trainer=train,
     check_config=checks.check_config,
+    cast_variables=common.autocast_variables,
 )

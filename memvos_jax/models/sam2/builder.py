@@ -28,6 +28,7 @@ import os
 import warnings
 
 from memvos_jax.errors import InputError
+from memvos_jax.inference import dtypes
 from memvos_jax.models.sam2.predictor import Sam2Predictor, Sam2Settings
 
 _SIZES = {'t': 'tiny', 's': 'small', 'b+': 'base_plus', 'l': 'large'}
@@ -123,11 +124,14 @@ def build_sam2_video_predictor(config_file, ckpt_path=None, device=None, mode='e
     hydra_overrides_extra: ``++model.<key>=<value>`` strings, keys in ``OVERRIDABLE``.
     apply_postprocessing: the official post-processing options (see the module docstring).
     vos_optimized: accepted and ignored: the predictor is always compiled.
-    **kwargs: ignored, as officially.
+    **kwargs: ignored, as officially, except ``dtype`` (memvos_jax's own):
+      'float32' (default), 'bfloat16' (as the official predictor under
+      ``torch.autocast(dtype=torch.bfloat16)``) or 'auto' (``inference.dtypes``).
 
   Returns:
     A ``Sam2Predictor``.
   """
+  dtype = kwargs.pop('dtype', 'float32')
   del device, vos_optimized, kwargs
   size = config_size(config_file)
   if ckpt_path is None:
@@ -136,5 +140,7 @@ def build_sam2_video_predictor(config_file, ckpt_path=None, device=None, mode='e
   if mode != 'eval':
     raise InputError('<mode>', f'mode {mode!r}: only "eval" (inference) is implemented')
   network, settings = _options(hydra_overrides_extra, apply_postprocessing)
+  if dtypes.resolve(dtype) == 'bfloat16':
+    dtypes.bf16_kernels()     # before the checkpoint load starts JAX's backend
   return Sam2Predictor.from_checkpoint(os.fspath(ckpt_path), size, network=network,
-                                       settings=Sam2Settings(**settings))
+                                       settings=Sam2Settings(**settings), dtype=dtype)

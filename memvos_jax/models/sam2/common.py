@@ -2,8 +2,25 @@
 
 Everything is NHWC / token-last. Matmuls use ``Precision.HIGHEST`` so that GPU
 runs match the float32 official numbers as closely as CPU runs do.
+
+bfloat16 is the official predictor's ``torch.autocast`` (``autocast_variables``):
+the weights of the linear and convolution layers (and the prompt encoder's
+Fourier matrix) are cast to bfloat16, and those layers compute in their
+weights' dtype, casting their input (autocast's lower-precision ops); every
+other op keeps its inputs' dtype, promoted as torch promotes (bf16 + f32 is
+f32), so the residual streams that meet a float32 parameter stay float32, as in
+the official run. ``nn.LayerNorm`` returns its input's dtype (statistics in
+float32), ``LayerNorm2d`` computes its statistics in its input's dtype (it is
+written with plain tensor ops), activations round once, and attention on
+bfloat16 q, k, v takes its softmax in float32. Where torch's CPU kernels
+round once and XLA's fast bfloat16 products (YNNPACK/oneDNN) would be lost,
+products round to bfloat16 before their bias is added and before the softmax
+(float32 accumulation there halves the bf16 speed-up); docs/parity.md gives
+what this costs in agreement with the official bf16 run. With float32 weights
+nothing here changes.
 """
 
+from collections.abc import Mapping
 import functools
 import math
 
@@ -13,9 +30,19 @@ import jax.numpy as jnp
 import numpy as np
 
 PREC = jax.lax.Precision.HIGHEST
+LOW = jnp.bfloat16
+F32 = jnp.float32
 
 
-def gelu(x):
+def rounded(fn):
+  """An elementwise function that computes a bfloat16 input in float32 and rounds once
+  (torch's CPU kernels); float32 inputs as they are."""
+  def apply(x):
+    return fn(x.astype(F32)).astype(LOW) if x.dtype == LOW else fn(x)
+  return apply
+
+
+def _gelu(x):
   """torch's exact ``nn.GELU()``, in torch's own formula: x / 2 (1 + erf(x / sqrt 2)).
 
   Not ``jax.nn.gelu(approximate=False)``: its erfc is a polynomial whose Horner steps
@@ -27,14 +54,81 @@ def gelu(x):
   return 0.5 * x * (1.0 + jax.lax.erf(x * math.sqrt(0.5)))
 
 
+gelu = rounded(_gelu)
+sigmoid = rounded(jax.nn.sigmoid)
+
+
+# What autocast casts: the leaves of the layers that run in their weights' dtype.
+AUTOCAST_LEAVES = ('kernel', 'bias')
+AUTOCAST_PARAMS = ('positional_encoding_gaussian_matrix',)
+
+
+def autocast_promote(*args, dtype=None, inexact=True):
+  """flax's ``promote_dtype`` for Dense/Conv, except that a bfloat16 kernel (the second
+  argument) casts the input and bias to bfloat16: torch autocast's linear/convolution."""
+  kernel = args[1]
+  if kernel is not None and jnp.dtype(kernel.dtype) == LOW:
+    return [None if a is None else jnp.asarray(a, LOW) for a in args]
+  return nn.dtypes.promote_dtype(*args, dtype=dtype, inexact=inexact)
+
+
+def autocast_variables(variables, dtype: str = 'bfloat16'):
+  """SAM 2's weights for a ``dtype`` run: float32 as they are; bfloat16 as the official
+  predictor under ``torch.autocast``: the kernels and biases of the linear and
+  convolution layers, and the prompt encoder's Fourier matrix, in bfloat16; norms,
+  embeddings, position tables and layer scales stay float32."""
+  if dtype == 'float32':
+    return variables
+
+  def cast(tree):
+    if not isinstance(tree, Mapping):
+      return tree
+    layer = 'kernel' in tree
+    return {k: (v.astype(LOW) if (layer and k in AUTOCAST_LEAVES) or k in AUTOCAST_PARAMS
+                else cast(v)) for k, v in tree.items()}
+
+  return cast(variables)
+
+
 def dense(features: int, name: str | None = None) -> nn.Dense:
-  """torch ``nn.Linear`` (kernel = weight.T)."""
-  return nn.Dense(features, precision=PREC, name=name)
+  """torch ``nn.Linear`` (kernel = weight.T), in its kernel's dtype (``autocast_promote``)."""
+  return nn.Dense(features, precision=PREC, promote_dtype=autocast_promote, name=name)
 
 
-def layer_norm(name: str | None = None, eps: float = 1e-5) -> nn.LayerNorm:
-  """torch ``nn.LayerNorm`` (eps 1e-5) / SAM 2 ``LayerNorm2d`` (pass eps=1e-6) over the last axis."""
-  return nn.LayerNorm(epsilon=eps, name=name)
+def conv(features: int, kernel_size, name: str | None = None, **kwargs) -> nn.Conv:
+  """torch ``nn.Conv2d`` (NHWC), in its kernel's dtype (``autocast_promote``)."""
+  return nn.Conv(features, kernel_size, precision=PREC, promote_dtype=autocast_promote,
+                 name=name, **kwargs)
+
+
+class LayerNorm(nn.LayerNorm):
+  """flax ``LayerNorm`` that returns its input's dtype (float32 statistics), as torch's
+  ``nn.LayerNorm`` under autocast; ``torch2d``: SAM 2's ``LayerNorm2d``, whose plain
+  tensor ops compute the statistics of a bfloat16 input in bfloat16 and whose float32
+  affine makes the output float32. Float32 inputs: flax's LayerNorm unchanged."""
+  torch2d: bool = False
+
+  def __call__(self, x):
+    if x.dtype != LOW:
+      return super().__call__(x)
+    if not self.torch2d:
+      return super().__call__(x).astype(LOW)
+    u = jnp.mean(x, axis=-1, keepdims=True)
+    d = x - u
+    var = jnp.mean(d * d, axis=-1, keepdims=True)
+    y = d / jnp.sqrt(var + self.epsilon)
+    return self.get_variable('params', 'scale') * y + self.get_variable('params', 'bias')
+
+
+def layer_norm(name: str | None = None, eps: float = 1e-5) -> LayerNorm:
+  """torch ``nn.LayerNorm`` over the last axis (eps 1e-5; Hiera's 1e-6)."""
+  return LayerNorm(epsilon=eps, name=name)
+
+
+def layer_norm_2d(name: str | None = None) -> LayerNorm:
+  """SAM 2 ``LayerNorm2d`` (eps 1e-6) over the channel (last) axis."""
+  return LayerNorm(epsilon=1e-6, torch2d=True, name=name)
+
 
 
 class MLP(nn.Module):
@@ -53,7 +147,7 @@ class MLP(nn.Module):
       x = dense(self.output_dim if last else self.hidden_dim, name=f'layers_{i}')(x)
       if not last:
         x = act(x)
-    return jax.nn.sigmoid(x) if self.sigmoid_output else x
+    return sigmoid(x) if self.sigmoid_output else x
 
 
 class Embedding(nn.Module):
@@ -83,18 +177,22 @@ class DepthwiseConv(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(), (k, k, 1, dim))
     bias = self.param('bias', nn.initializers.zeros, (dim,))
     h, w = x.shape[-3:-1]
+    out_dtype = x.dtype
+    if kernel.dtype == LOW:   # torch autocast: bf16 operands, float32 accumulation, one rounding
+      x, kernel, bias, out_dtype = (x.astype(LOW).astype(F32), kernel.astype(F32),
+                                    bias.astype(F32), LOW)
     if self.grouped:
       lead = x.shape[:-3]
       y = jax.lax.conv_general_dilated(
           x.reshape((-1, h, w, dim)), kernel, (1, 1), [(k // 2, k // 2)] * 2,
           dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=dim, precision=PREC)
-      return y.reshape(lead + (h, w, dim)) + bias
+      return (y.reshape(lead + (h, w, dim)) + bias).astype(out_dtype)
     xp = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(k // 2, k // 2)] * 2 + [(0, 0)])
     out = bias
     for i in range(k):
       for j in range(k):
         out = out + xp[..., i:i + h, j:j + w, :] * kernel[i, j, 0]
-    return out
+    return out.astype(out_dtype)
 
 
 class ConvTranspose2x2(nn.Module):
@@ -106,9 +204,11 @@ class ConvTranspose2x2(nn.Module):
     cin = x.shape[-1]
     kernel = self.param('kernel', nn.initializers.lecun_normal(), (2, 2, self.features, cin))
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    y = jnp.einsum('...hwc,aboc->...hawbo', x, kernel, precision=PREC)
+    low = kernel.dtype == LOW   # torch autocast: bf16 operands, f32 sums and bias, one rounding
+    y = jnp.einsum('...hwc,aboc->...hawbo', x.astype(kernel.dtype), kernel, precision=PREC,
+                   preferred_element_type=F32 if low else None)
     *lead, h, a, w, b, o = y.shape
-    return y.reshape(*lead, h * a, w * b, o) + bias
+    return (y.reshape(*lead, h * a, w * b, o) + bias).astype(kernel.dtype)
 
 
 def sdpa(q, k, v, key_mask=None, q_chunk: int = 0):
@@ -124,19 +224,19 @@ def sdpa(q, k, v, key_mask=None, q_chunk: int = 0):
     if qc.ndim == 3 and qc.shape[1] == 1 and key_mask is None:
       # One head (SAM 2 memory attention): 2-D products, exp(s - max) @ v normalised
       # after the product (one pass less over the [q, k] scores; 1.8x on 4096x4096).
-      s = jnp.einsum('qd,kd->qk', qc[:, 0] * scale, k[:, 0], precision=PREC)
+      s = _scores('qd,kd->qk', qc[:, 0], k[:, 0], scale)
       p = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))
-      o = jnp.einsum('qk,kd->qd', p, v[:, 0], precision=PREC) / jnp.sum(p, -1, keepdims=True)
-      return o[:, None]
+      o = _weighted('qk,kd->qd', p, v[:, 0]) / jnp.sum(p, -1, keepdims=True)
+      return o[:, None].astype(v.dtype)
     # Heads first ([..., nh, N, d], explicit transposes): XLA:CPU runs the batched
     # products 2.3x faster than on token-major operands (Hiera-T global attention).
     heads = lambda t: jnp.swapaxes(t, -3, -2)
-    s = jnp.einsum('...hqd,...hkd->...hqk', heads(qc * scale), heads(k), precision=PREC)
+    s = _scores('...hqd,...hkd->...hqk', heads(qc), heads(k), scale)
     if key_mask is not None:
       s = jnp.where(key_mask[..., None, None, :], s, -jnp.inf)
     p = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))
-    o = jnp.einsum('...hqk,...hkd->...hqd', p, heads(v), precision=PREC)
-    return heads(o / jnp.sum(p, axis=-1)[..., None])
+    o = _weighted('...hqk,...hkd->...hqd', p, heads(v))
+    return heads(o / jnp.sum(p, axis=-1)[..., None]).astype(v.dtype)
 
   nq = q.shape[-3]
   if not q_chunk or nq <= q_chunk or nq % q_chunk:
@@ -145,6 +245,22 @@ def sdpa(q, k, v, key_mask=None, q_chunk: int = 0):
   out = jax.lax.map(run, qs)                               # [n, ..., chunk, nh, dv]
   out = jnp.moveaxis(out, 0, -4)
   return out.reshape(*out.shape[:-4], nq, *out.shape[-2:])
+
+
+def _scores(spec, q, k, scale):
+  """q . k / sqrt(d), float32: q scaled first; bfloat16 q, k: a bfloat16 product (XLA's
+  fast path), then scaled in float32 for the softmax."""
+  if q.dtype == LOW:
+    return jnp.einsum(spec, q, k, precision=PREC).astype(F32) * scale
+  return jnp.einsum(spec, q * scale, k, precision=PREC)
+
+
+def _weighted(spec, p, v):
+  """Unnormalised softmax weights (float32) times v; bfloat16 v: the weights in bfloat16
+  (as torch's CPU attention on bf16 inputs), the product in bfloat16, then float32."""
+  if v.dtype == LOW:
+    return jnp.einsum(spec, p.astype(LOW), v, precision=PREC).astype(F32)
+  return jnp.einsum(spec, p, v, precision=PREC)
 
 
 def sdpa_blocked(q, k, v, key_mask, block: int, num_blocked: int | None = None):
@@ -168,12 +284,15 @@ def sdpa_blocked(q, k, v, key_mask, block: int, num_blocked: int | None = None):
 def _blocked_head(q, k, v, key_mask, block: int, num_blocked: int | None = None):
   """``sdpa_blocked`` for one head: q [Nq, d], k [Nk, d], v [Nk, dv] -> [Nq, dv]."""
   nq = q.shape[0]
-  qs = q * (1.0 / math.sqrt(q.shape[-1]))
+  scale = 1.0 / math.sqrt(q.shape[-1])
+  low = q.dtype == LOW
+  qs = q if low else q * scale      # float32: scaled once, outside the loop (as before)
   nb = (k.shape[0] if num_blocked is None else num_blocked) // block
 
   def update(carry, kb, vb, mb=None):
     m, l, acc = carry                                   # [Nq], [Nq], [Nq, dv]
-    s = jnp.einsum('qd,kd->qk', qs, kb, precision=PREC)
+    s = _scores('qd,kd->qk', qs, kb, scale) if low else jnp.einsum(
+        'qd,kd->qk', qs, kb, precision=PREC)
     if mb is not None:
       s = jnp.where(mb[None, :], s, -jnp.inf)
     m_new = jnp.maximum(m, jnp.max(s, axis=-1))
@@ -181,11 +300,12 @@ def _blocked_head(q, k, v, key_mask, block: int, num_blocked: int | None = None)
     p = jnp.exp(s - m_safe[:, None])
     corr = jnp.exp(m - m_safe)
     l = l * corr + jnp.sum(p, axis=-1)
-    acc = acc * corr[:, None] + jnp.einsum('qk,kd->qd', p, vb, precision=PREC)
+    acc = acc * corr[:, None] + _weighted('qk,kd->qd', p, vb)
     return m_new, l, acc
 
-  carry = (jnp.full((nq,), -jnp.inf, q.dtype), jnp.zeros((nq,), q.dtype),
-           jnp.zeros((nq, v.shape[-1]), q.dtype))
+  acc_dtype = F32 if low else q.dtype
+  carry = (jnp.full((nq,), -jnp.inf, acc_dtype), jnp.zeros((nq,), acc_dtype),
+           jnp.zeros((nq, v.shape[-1]), acc_dtype))
   if nb:
     split = lambda t: t[:nb * block].reshape(nb, block, *t.shape[1:])
 
@@ -198,7 +318,7 @@ def _blocked_head(q, k, v, key_mask, block: int, num_blocked: int | None = None)
   if k.shape[0] > nb * block:
     carry = update(carry, k[nb * block:], v[nb * block:], key_mask[nb * block:])
   _, l, acc = carry
-  return acc / l[:, None]
+  return (acc / l[:, None]).astype(v.dtype)
 
 
 def sine_pe_2d(h: int, w: int, num_pos_feats: int, temperature: float = 10000.0) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from memvos_jax.models.sam2.common import (MLP, PREC, bicubic_matrix, dense, layer_norm,
+from memvos_jax.models.sam2.common import (MLP, PREC, bicubic_matrix, conv, dense, layer_norm,
                                            sdpa, sine_pe_2d)
 
 
@@ -98,8 +98,8 @@ class Hiera(nn.Module):
 
   @nn.compact
   def __call__(self, x):  # [B, S, S, 3] -> 4 x [B, S/4/2^i, S/4/2^i, C_i]
-    x = nn.Conv(self.embed_dim, (7, 7), strides=(4, 4), padding=((3, 3), (3, 3)),
-                precision=PREC, name='patch_embed_proj')(x)
+    x = conv(self.embed_dim, (7, 7), 'patch_embed_proj', strides=(4, 4),
+             padding=((3, 3), (3, 3)))(x)
     h, w = x.shape[1:3]
     bh, bw = self.window_pos_embed_bkg_spatial_size
     w0 = self.window_spec[0]
@@ -140,9 +140,10 @@ class FpnNeck(nn.Module):
     out = [None] * len(xs)
     prev = None
     for i in range(n, -1, -1):
-      lateral = nn.Conv(self.d_model, (1, 1), precision=PREC, name=f'convs_{n - i}_conv')(xs[i])
+      lateral = conv(self.d_model, (1, 1), f'convs_{n - i}_conv')(xs[i])
       if i in self.fpn_top_down_levels and prev is not None:
-        prev = lateral + jnp.repeat(jnp.repeat(prev, 2, axis=1), 2, axis=2)
+        top_down = jnp.repeat(jnp.repeat(prev.astype(jnp.float32), 2, axis=1), 2, axis=2)
+        prev = lateral + top_down          # float32, as official (bf16 laterals promoted)
       else:
         prev = lateral
       out[i] = prev

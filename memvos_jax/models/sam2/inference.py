@@ -19,7 +19,6 @@ a ring of 15 tracked frames read at exact temporal offsets.
 """
 
 import dataclasses
-from typing import ClassVar
 
 import flax.struct
 import jax
@@ -29,7 +28,6 @@ import numpy as np
 import memvos_jax.models.sam2.memory_bank as mb
 import memvos_jax.models.sam2.tracking as tracking
 from memvos_jax.inference.core import FrameOutput, ScanSettings
-from memvos_jax.inference.dtypes import float32_only
 from memvos_jax.models.sam2.modeling import NO_OBJ_SCORE
 from memvos_jax.models.sam2.pil_resize import resize_bicubic
 from memvos_jax.nn.layers import resize_bilinear
@@ -63,11 +61,8 @@ class Sam2StepSettings(ScanSettings, Sam2Settings):
   ``model.image_size``)."""
   capacity: int = 1              # conditioning slots per object
   chunk: int = 4                 # frames per compiled scan call
-  bfloat16_core: ClassVar[bool] = False
-
-  def __post_init__(self):
-    super().__post_init__()
-    float32_only(self, 'SAM 2')
+  # dtype 'bfloat16': the official predictor under torch.autocast (the weights cast by
+  # ``common.autocast_variables``; the step itself follows the weights' dtype).
 
 
 @flax.struct.dataclass

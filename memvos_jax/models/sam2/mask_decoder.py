@@ -8,8 +8,8 @@ traced flag, so one compiled program serves both prompting and tracking).
 import flax.linen as nn
 import jax.numpy as jnp
 
-from memvos_jax.models.sam2.common import (MLP, PREC, ConvTranspose2x2, Embedding, dense, gelu,
-                                           layer_norm, sdpa)
+from memvos_jax.models.sam2.common import (MLP, PREC, ConvTranspose2x2, Embedding, conv, dense,
+                                           gelu, layer_norm, layer_norm_2d, sdpa)
 
 
 class Attention(nn.Module):
@@ -91,10 +91,10 @@ class MaskDecoder(nn.Module):
     self.mask_tokens = Embedding(n_mask, d)
     self.transformer = TwoWayTransformer(dim=d)
     self.output_upscaling_0 = ConvTranspose2x2(d // 4)
-    self.output_upscaling_1 = layer_norm(eps=1e-6)
+    self.output_upscaling_1 = layer_norm_2d()
     self.output_upscaling_3 = ConvTranspose2x2(d // 8)
-    self.conv_s0 = nn.Conv(d // 8, (1, 1), precision=PREC)
-    self.conv_s1 = nn.Conv(d // 4, (1, 1), precision=PREC)
+    self.conv_s0 = conv(d // 8, (1, 1))
+    self.conv_s1 = conv(d // 4, (1, 1))
     self.output_hypernetworks_mlps = [MLP(d, d // 8, 3) for _ in range(n_mask)]
     self.iou_prediction_head = MLP(self.iou_head_hidden_dim, n_mask, 3, sigmoid_output=True)
     self.pred_obj_score_head = MLP(d, 1, 3)

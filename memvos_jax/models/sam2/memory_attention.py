@@ -24,11 +24,12 @@ def axial_rope_angles(dim: int, h: int, w: int, theta: float = 10000.0) -> np.nd
 
 
 def apply_rope(x, angles):
-  """Rotate consecutive channel pairs of x [..., N, nh, d] by angles [N, d/2]."""
+  """Rotate consecutive channel pairs of x [..., N, nh, d] by angles [N, d/2] (float32)."""
   xr = x.reshape(*x.shape[:-1], -1, 2)
   cos, sin = jnp.cos(angles)[:, None], jnp.sin(angles)[:, None]
   a, b = xr[..., 0], xr[..., 1]
-  return jnp.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(x.shape)
+  out = jnp.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(x.shape)
+  return out.astype(x.dtype)   # bfloat16 q, k: rotated in float32, as official
 
 
 class RoPEAttention(nn.Module):

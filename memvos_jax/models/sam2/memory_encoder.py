@@ -6,7 +6,7 @@ frames or sigmoid, then ``* sigmoid_scale + sigmoid_bias``).
 
 import flax.linen as nn
 
-from memvos_jax.models.sam2.common import PREC, DepthwiseConv, dense, gelu, layer_norm
+from memvos_jax.models.sam2.common import DepthwiseConv, conv, dense, gelu, layer_norm_2d
 
 
 class MaskDownSampler(nn.Module):
@@ -19,11 +19,10 @@ class MaskDownSampler(nn.Module):
     cin, idx, s = 1, 0, 1
     while s < self.total_stride:
       cout = cin * 4
-      x = nn.Conv(cout, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), precision=PREC,
-                  name=f'encoder_{idx}')(x)
-      x = gelu(layer_norm(f'encoder_{idx + 1}', 1e-6)(x))
+      x = conv(cout, (3, 3), f'encoder_{idx}', strides=(2, 2), padding=((1, 1), (1, 1)))(x)
+      x = gelu(layer_norm_2d(f'encoder_{idx + 1}')(x))
       cin, idx, s = cout, idx + 3, s * 2
-    return nn.Conv(self.embed_dim, (1, 1), precision=PREC, name=f'encoder_{idx}')(x)
+    return conv(self.embed_dim, (1, 1), f'encoder_{idx}')(x)
 
 
 class CXBlock(nn.Module):
@@ -34,7 +33,7 @@ class CXBlock(nn.Module):
   def __call__(self, x):
     dim = x.shape[-1]
     y = DepthwiseConv(7, self.grouped_dwconv, name='dwconv')(x)
-    y = layer_norm('norm', 1e-6)(y)
+    y = layer_norm_2d('norm')(y)
     y = dense(dim, name='pwconv2')(gelu(dense(4 * dim, name='pwconv1')(y)))
     gamma = self.param('gamma', nn.initializers.constant(1e-6), (dim,))
     return x + gamma * y
@@ -50,7 +49,7 @@ class MemoryEncoder(nn.Module):
   def __call__(self, pix_feat, mask_for_mem):
     """pix_feat [..., h, w, in_dim]; mask_for_mem [..., 16h, 16w] -> [..., h, w, out_dim]."""
     m = MaskDownSampler(self.in_dim, name='mask_downsampler')(mask_for_mem[..., None])
-    x = nn.Conv(self.in_dim, (1, 1), precision=PREC, name='pix_feat_proj')(pix_feat) + m
+    x = conv(self.in_dim, (1, 1), 'pix_feat_proj')(pix_feat) + m
     for i in range(self.num_fuser_layers):
       x = CXBlock(self.grouped_dwconv, name=f'fuser_layers_{i}')(x)
-    return nn.Conv(self.out_dim, (1, 1), precision=PREC, name='out_proj')(x)
+    return conv(self.out_dim, (1, 1), 'out_proj')(x)

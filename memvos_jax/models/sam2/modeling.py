@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from memvos_jax.models.sam2.common import (MLP, PREC, bilinear_aa_matrix, dense, resize_with,
+from memvos_jax.models.sam2.common import (MLP, bilinear_aa_matrix, conv, dense, resize_with,
                                            sine_pe_1d, sine_pe_2d)
 from memvos_jax.models.sam2.hiera import ImageEncoder
 from memvos_jax.models.sam2.mask_decoder import MaskDecoder, select_masks
@@ -77,7 +77,7 @@ class SAM2(nn.Module):
     self.sam_mask_decoder = MaskDecoder(c)
     self.obj_ptr_proj = MLP(c, c, 3)
     self.obj_ptr_tpos_proj = dense(m)
-    self.mask_downsample = nn.Conv(1, (4, 4), strides=(4, 4), padding='VALID', precision=PREC)
+    self.mask_downsample = conv(1, (4, 4), strides=(4, 4), padding='VALID')
     normal = nn.initializers.normal(0.02)
     self.maskmem_tpos_enc = self.param('maskmem_tpos_enc', normal, (self.num_maskmem, 1, 1, m))
     self.no_mem_embed = self.param('no_mem_embed', normal, (1, 1, c))
@@ -108,12 +108,13 @@ class SAM2(nn.Module):
     (memory [M, Cm], memory_pos [M, Cm], key_mask [M], num_spatial).
     """
     s, h, w, m = feats.shape
-    pe = jnp.asarray(sine_pe_2d(h, w, m))                                 # [h, w, Cm]
-    mpos = pe[None] + self.maskmem_tpos_enc[tpos_idx, 0, 0][:, None, None]   # [S, h, w, Cm]
     split = self.hidden_dim // m
     p = ptrs.shape[0]
     ptr_tokens = ptrs.reshape(p * split, m)
     tpos = self.obj_ptr_tpos_proj(sine_pe_1d(ptr_pos / t_diff_max, self.hidden_dim))
+    # The memory encoder's sine encoding, in its output dtype (bfloat16 under autocast).
+    pe = jnp.asarray(sine_pe_2d(h, w, m)).astype(tpos.dtype)              # [h, w, Cm]
+    mpos = pe[None] + self.maskmem_tpos_enc[tpos_idx, 0, 0][:, None, None]   # [S, h, w, Cm]
     ptr_pe = jnp.repeat(tpos, split, axis=0)
     memory = jnp.concatenate([feats.reshape(s * h * w, m).astype(jnp.float32), ptr_tokens])
     memory_pos = jnp.concatenate([mpos.reshape(s * h * w, m), ptr_pe])
@@ -148,10 +149,11 @@ class SAM2(nn.Module):
         masks, iou, tokens, multimask, self.dynamic_multimask_via_stability,
         self.dynamic_multimask_stability_delta, self.dynamic_multimask_stability_thresh)
     appearing = score > 0
-    mask = jnp.where(appearing, mask, NO_OBJ_SCORE)
+    mask = jnp.where(appearing, mask, NO_OBJ_SCORE).astype(jnp.float32)   # official .float()
     lam = appearing.astype(jnp.float32)
     obj_ptr = lam * self.obj_ptr_proj(token) + (1 - lam) * self.no_obj_ptr[0]
-    return dict(low_res=mask, score=score, obj_ptr=obj_ptr, iou=iou, choice=choice)
+    f32 = lambda a: a.astype(jnp.float32)   # bfloat16 under autocast; stored as float32
+    return dict(low_res=mask, score=f32(score), obj_ptr=obj_ptr, iou=f32(iou), choice=choice)
 
   def mask_as_output(self, vision, s0, s1, mask):
     """``_use_mask_as_output``: a binary mask [S, S] becomes the output (+-10 logits)."""

@@ -41,9 +41,11 @@ import numpy as np
 from memvos_jax.convert.checkpoint import restore_variables
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.errors import InputError
+from memvos_jax.inference import dtypes
 from memvos_jax.models.sam2 import FAMILY
 from memvos_jax.models.sam2 import memory_bank as mb
 from memvos_jax.models.sam2 import tracking
+from memvos_jax.models.sam2.common import autocast_variables
 from memvos_jax.models.sam2.convert import convert, target_shapes
 from memvos_jax.models.sam2.inference import Sam2Settings, ring_size
 from memvos_jax.models.sam2.modeling import NO_OBJ_SCORE, SAM2, trunk_items
@@ -129,9 +131,14 @@ class Sam2Predictor:
   """Official-semantics SAM 2 video predictor (see the module docstring)."""
 
   def __init__(self, params, model: SAM2 | None = None, settings: Sam2Settings | None = None,
-               on_trace: Callable[[str], Any] | None = None):
+               on_trace: Callable[[str], Any] | None = None, dtype: str = 'float32'):
+    """``dtype``: 'float32', 'bfloat16' (the official predictor under ``torch.autocast``:
+    ``common.autocast_variables``) or 'auto' (``inference.dtypes.auto_dtype``)."""
     self.model = model or SAM2()
-    self.params = params
+    self.dtype = dtypes.resolve(dtype)
+    if self.dtype == 'bfloat16':
+      dtypes.bf16_kernels()
+    self.params = autocast_variables(params, self.dtype)
     self.settings = settings or Sam2Settings()
     self.on_trace = on_trace or (lambda name: None)
     s = self.model.image_size
@@ -151,6 +158,7 @@ class Sam2Predictor:
     model = FAMILY.build(**config.network.to_dict())
     fields = {f.name for f in dataclasses.fields(Sam2Settings)}
     settings = Sam2Settings(**{k: v for k, v in config.inference.to_dict().items() if k in fields})
+    kwargs.setdefault('dtype', config.inference.get('dtype', 'float32'))
     if params is None:
       if not config.checkpoint:
         raise InputError('<config>', 'config.checkpoint is empty')

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from memvos_jax.models.sam2.common import PREC, Embedding, gelu, layer_norm
+from memvos_jax.models.sam2.common import PREC, Embedding, conv, gelu, layer_norm_2d
 
 
 class PositionEmbeddingRandom(nn.Module):
@@ -23,7 +23,8 @@ class PositionEmbeddingRandom(nn.Module):
 
   def encode(self, coords):  # [..., 2] in [0, 1] -> [..., 2*num_pos_feats]
     c = 2 * coords - 1
-    c = jnp.einsum('...i,ij->...j', c, self.positional_encoding_gaussian_matrix, precision=PREC)
+    g = self.positional_encoding_gaussian_matrix   # bfloat16 under autocast (a matmul)
+    c = jnp.einsum('...i,ij->...j', c.astype(g.dtype), g, precision=PREC)
     c = 2 * np.pi * c
     return jnp.concatenate([jnp.sin(c), jnp.cos(c)], axis=-1)
 
@@ -46,11 +47,11 @@ class PromptEncoder(nn.Module):
     self.not_a_point_embed = Embedding(1, self.embed_dim)
     self.no_mask_embed = Embedding(1, self.embed_dim)
     c4, c = self.mask_in_chans // 4, self.mask_in_chans
-    self.mask_downscaling_0 = nn.Conv(c4, (2, 2), strides=(2, 2), padding='VALID', precision=PREC)
-    self.mask_downscaling_1 = layer_norm(eps=1e-6)
-    self.mask_downscaling_3 = nn.Conv(c, (2, 2), strides=(2, 2), padding='VALID', precision=PREC)
-    self.mask_downscaling_4 = layer_norm(eps=1e-6)
-    self.mask_downscaling_6 = nn.Conv(self.embed_dim, (1, 1), precision=PREC)
+    self.mask_downscaling_0 = conv(c4, (2, 2), strides=(2, 2), padding='VALID')
+    self.mask_downscaling_1 = layer_norm_2d()
+    self.mask_downscaling_3 = conv(c, (2, 2), strides=(2, 2), padding='VALID')
+    self.mask_downscaling_4 = layer_norm_2d()
+    self.mask_downscaling_6 = conv(self.embed_dim, (1, 1))
 
   def dense_pe(self):  # [h, w, C]
     return self.pe_layer.grid(self.image_embedding_size, self.image_embedding_size)
@@ -59,10 +60,12 @@ class PromptEncoder(nn.Module):
     """coords [..., P, 2] pixels of the input image (x, y); labels [..., P] int (-1 pad, 0, 1, 2, 3)."""
     pe = self.pe_layer.encode((coords + 0.5) / self.input_image_size)
     lab = labels[..., None]
-    pe = jnp.where(lab == -1, self.not_a_point_embed()[0], pe)
+    # In pe's dtype (official: in-place on the bfloat16 encoding under autocast), then
+    # float32 (official: concatenated to a float32 tensor).
+    pe = jnp.where(lab == -1, self.not_a_point_embed()[0].astype(pe.dtype), pe)
     for i in range(4):
-      pe = jnp.where(lab == i, pe + self.point_embeddings[i]()[0], pe)
-    return pe
+      pe = jnp.where(lab == i, (pe + self.point_embeddings[i]()[0]).astype(pe.dtype), pe)
+    return pe.astype(jnp.float32)
 
   def embed_mask(self, mask):  # [..., 4h, 4w] logits -> [..., h, w, C]
     x = mask[..., None]
