@@ -52,6 +52,26 @@ def test_auto_is_bf16_where_the_machine_has_bf16_units(monkeypatch, platform, fl
   assert registry.get('rpm').make_settings(dtype='auto').dtype == 'float32'
 
 
+def test_training_loads_weights_without_the_bf16_flag(monkeypatch, tmp_path):
+  """The oneDNN flag also changes float32 matmul rounding: loading weights for inference
+  in bf16 asks for it, loading them to train (a fine-tuning checkpoint) never does."""
+  from memvos_jax.convert.checkpoint import save_npz
+  from memvos_jax.training import state
+  calls = []
+  monkeypatch.setattr(dtypes, 'bf16_kernels', lambda: calls.append('flag'))
+  config = registry.config('stcn', 'tiny')
+  model = registry.build_model(config)
+  family = registry.get('stcn')
+  zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), family.abstract_variables(model))
+  with config.unlocked():
+    config.checkpoint = save_npz(str(tmp_path / 'w.npz'), zeros)
+    config.inference.dtype = 'bfloat16'
+  state.init_variables(config, model, family)
+  assert calls == []
+  family.load_variables(config, model)
+  assert calls == ['flag']
+
+
 def test_auto_on_a_bf16_cpu_sets_the_onednn_flag_before_jax_starts():
   """In a fresh CPU process (JAX not started), a CPU with AVX-512-BF16: ``'auto'`` is decided
   without starting JAX's backend, and loading the weights adds the oneDNN flag first."""

@@ -76,15 +76,17 @@ class Family:
     model = model if model is not None else self.build()
     return self.convert(load_state_dict(path), model, source=path)
 
-  def load_variables(self, config, model):
+  def load_variables(self, config, model, bf16_kernels: bool = True):
     """Variables from ``config.checkpoint``: official .pth/.npz, orbax folder, a Flax
     ``.npz`` (``convert.checkpoint.save_npz``, the shipped weights), or random.
 
     When ``config.inference.dtype`` is or resolves to ``'bfloat16'`` it first sets the XLA
     flag for bf16 kernels (``dtypes.bf16_kernels``): loading weights starts JAX's backend.
+    ``bf16_kernels=False`` (training): never, as the flag also changes float32 matmul
+    rounding, so the training step would depend on the inference dtype.
     """
-    if self.make_settings(dtype=config.get('inference', {}).get('dtype', 'float32')).dtype \
-        == 'bfloat16':
+    if bf16_kernels and self.make_settings(
+        dtype=config.get('inference', {}).get('dtype', 'float32')).dtype == 'bfloat16':
       dtypes.bf16_kernels()
     path = config.checkpoint
     if not path:

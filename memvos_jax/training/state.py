@@ -69,8 +69,8 @@ def make_optimizer(config) -> optax.GradientTransformation:
 def init_variables(config, model, family):
   """``config.checkpoint`` (official .pth/.npz or orbax folder, read by ``family``), else
   random init."""
-  if config.checkpoint:
-    return family.load_variables(config, model)
+  if config.checkpoint:   # without the bf16 inference flag: it changes float32 rounding
+    return family.load_variables(config, model, bf16_kernels=False)
   t = config.training
   size = 64
   image = jnp.zeros((1, size, size, 3), jnp.float32)

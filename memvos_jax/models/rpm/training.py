@@ -69,7 +69,7 @@ def init_state(family, config, model, variables=None) -> TrainState:
   """``variables``, else ``config.checkpoint`` (read by ``family``), else random init."""
   if variables is None:
     if config.checkpoint:
-      variables = family.load_variables(config, model)
+      variables = family.load_variables(config, model, bf16_kernels=False)
     else:
       variables = rpm.init_variables(model, jax.random.key(config.training.seed))
   return create_state(variables, make_optimizer(config))
