@@ -28,7 +28,6 @@ import os
 import warnings
 
 from memvos_jax.errors import InputError
-from memvos_jax.inference import dtypes
 from memvos_jax.models.sam2.predictor import Sam2Predictor, Sam2Settings
 
 _SIZES = {'t': 'tiny', 's': 'small', 'b+': 'base_plus', 'l': 'large'}
@@ -140,7 +139,5 @@ def build_sam2_video_predictor(config_file, ckpt_path=None, device=None, mode='e
   if mode != 'eval':
     raise InputError('<mode>', f'mode {mode!r}: only "eval" (inference) is implemented')
   network, settings = _options(hydra_overrides_extra, apply_postprocessing)
-  if dtypes.resolve(dtype) == 'bfloat16':
-    dtypes.bf16_kernels()     # before the checkpoint load starts JAX's backend
   return Sam2Predictor.from_checkpoint(os.fspath(ckpt_path), size, network=network,
                                        settings=Sam2Settings(**settings), dtype=dtype)

@@ -224,14 +224,14 @@ def sdpa(q, k, v, key_mask=None, q_chunk: int = 0):
     if qc.ndim == 3 and qc.shape[1] == 1 and key_mask is None:
       # One head (SAM 2 memory attention): 2-D products, exp(s - max) @ v normalised
       # after the product (one pass less over the [q, k] scores; 1.8x on 4096x4096).
-      s = _scores('qd,kd->qk', qc[:, 0], k[:, 0], scale)
+      s = _scores('qd,kd->qk', _query(qc[:, 0], scale), k[:, 0], scale)
       p = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))
       o = _weighted('qk,kd->qd', p, v[:, 0]) / jnp.sum(p, -1, keepdims=True)
       return o[:, None].astype(v.dtype)
     # Heads first ([..., nh, N, d], explicit transposes): XLA:CPU runs the batched
     # products 2.3x faster than on token-major operands (Hiera-T global attention).
     heads = lambda t: jnp.swapaxes(t, -3, -2)
-    s = _scores('...hqd,...hkd->...hqk', heads(qc), heads(k), scale)
+    s = _scores('...hqd,...hkd->...hqk', heads(_query(qc, scale)), heads(k), scale)
     if key_mask is not None:
       s = jnp.where(key_mask[..., None, None, :], s, -jnp.inf)
     p = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))
@@ -247,12 +247,17 @@ def sdpa(q, k, v, key_mask=None, q_chunk: int = 0):
   return out.reshape(*out.shape[:-4], nq, *out.shape[-2:])
 
 
+def _query(q, scale):
+  """The query as ``_scores`` takes it: float32 scaled by 1/sqrt(d) before the product
+  (once, outside any loop over keys); bfloat16 as it is (scaled after, in float32)."""
+  return q if q.dtype == LOW else q * scale
+
+
 def _scores(spec, q, k, scale):
-  """q . k / sqrt(d), float32: q scaled first; bfloat16 q, k: a bfloat16 product (XLA's
-  fast path), then scaled in float32 for the softmax."""
-  if q.dtype == LOW:
-    return jnp.einsum(spec, q, k, precision=PREC).astype(F32) * scale
-  return jnp.einsum(spec, q * scale, k, precision=PREC)
+  """q . k / sqrt(d) for ``_query(q)``: float32 as it comes; bfloat16 q, k: a bfloat16
+  product (XLA's fast path), then scaled in float32 for the softmax."""
+  s = jnp.einsum(spec, q, k, precision=PREC)
+  return s.astype(F32) * scale if q.dtype == LOW else s
 
 
 def _weighted(spec, p, v):
@@ -285,14 +290,12 @@ def _blocked_head(q, k, v, key_mask, block: int, num_blocked: int | None = None)
   """``sdpa_blocked`` for one head: q [Nq, d], k [Nk, d], v [Nk, dv] -> [Nq, dv]."""
   nq = q.shape[0]
   scale = 1.0 / math.sqrt(q.shape[-1])
-  low = q.dtype == LOW
-  qs = q if low else q * scale      # float32: scaled once, outside the loop (as before)
+  qs = _query(q, scale)
   nb = (k.shape[0] if num_blocked is None else num_blocked) // block
 
   def update(carry, kb, vb, mb=None):
     m, l, acc = carry                                   # [Nq], [Nq], [Nq, dv]
-    s = _scores('qd,kd->qk', qs, kb, scale) if low else jnp.einsum(
-        'qd,kd->qk', qs, kb, precision=PREC)
+    s = _scores('qd,kd->qk', qs, kb, scale)
     if mb is not None:
       s = jnp.where(mb[None, :], s, -jnp.inf)
     m_new = jnp.maximum(m, jnp.max(s, axis=-1))
@@ -303,7 +306,7 @@ def _blocked_head(q, k, v, key_mask, block: int, num_blocked: int | None = None)
     acc = acc * corr[:, None] + _weighted('qk,kd->qd', p, vb)
     return m_new, l, acc
 
-  acc_dtype = F32 if low else q.dtype
+  acc_dtype = F32 if q.dtype == LOW else q.dtype
   carry = (jnp.full((nq,), -jnp.inf, acc_dtype), jnp.zeros((nq,), acc_dtype),
            jnp.zeros((nq, v.shape[-1]), acc_dtype))
   if nb:

@@ -172,6 +172,8 @@ class Sam2Predictor:
     ``python -m memvos_jax.convert --model sam2`` / ``checkpoint.save_variables``;
     size tiny/small/base_plus/large; ``network``: other ``SAM2`` fields (image_size, ...)."""
     model = SAM2(trunk=trunk_items(size), **(network or {}))
+    if dtypes.resolve(kwargs.get('dtype', 'float32')) == 'bfloat16':
+      dtypes.bf16_kernels()     # before the checkpoint load starts JAX's backend
     if os.path.isdir(path):
       target = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype), target_shapes(model))
       return cls(restore_variables(path, target), model, **kwargs)
