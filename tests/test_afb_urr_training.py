@@ -15,6 +15,7 @@ from conftest import CHILD_TIMEOUT_S, child_env, REPO
 from helpers import numpy_variables
 from memvos_jax.configs import afb_urr as afb_config
 from memvos_jax.convert import imagenet
+from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.data import sampling
 from memvos_jax.errors import InputError
 from memvos_jax.inference.core import normalize
@@ -148,7 +149,7 @@ def test_config_is_the_official_recipe():
   config_check.check(c, 1, encoders=AFBURR.encoders, family=FAMILY)
   bad = afb_config.get_config('tiny')
   with bad.unlocked():
-    bad.network.backbone = 'mobilenet_v2'
+    bad.network.backbone = 'vgg16'
   with pytest.raises(InputError, match=r'config\.network\.backbone'):
     checks.check_config(bad)
   with bad.unlocked():
@@ -201,6 +202,35 @@ def test_backbone_init_fills_both_resnet50_trunks(tmp_path):
                                   variables['params']['encoder_m'][conv]['kernel'])
   np.testing.assert_array_equal(loaded['params']['decoder']['pred2']['kernel'],
                                 variables['params']['decoder']['pred2']['kernel'])
+
+
+MOBILENET = REPO.parent / 'shared' / 'weights' / 'imagenet' / 'mobilenet_v2-b0353104.pth'
+
+
+@pytest.mark.skipif(not MOBILENET.is_file(), reason='needs ../shared/weights/imagenet')
+def test_small_variant_starts_both_mobilenet_trunks_from_imagenet():
+  """``:small``: both encoders are the shared MobileNetV2 (the query one also gives the
+  stride-2 skip the URR decoder refines with); ImageNet weights fill both, and the memory
+  trunk's stem keeps its fresh mask channels."""
+  c = afb_config.get_config('small')
+  with c.unlocked():
+    c.training.backbone_init = str(MOBILENET)
+  model = FAMILY.build(**c.network.to_dict())
+  checks.check_config(c)
+  variables = numpy_variables(convert.abstract_variables(model), _fill)
+  loaded, lines = imagenet.apply_backbone_init(c, model, variables)
+  assert len(lines) == 2
+  stem = load_state_dict(str(MOBILENET))['features.0.0.weight'].transpose(2, 3, 1, 0)
+  np.testing.assert_array_equal(loaded['params']['encoder_q']['features_0_0']['kernel'], stem)
+  mem = loaded['params']['encoder_m']['features_0_0']['kernel']            # [3, 3, 5, 32]
+  np.testing.assert_array_equal(mem[:, :, :3], stem)
+  np.testing.assert_array_equal(
+      mem[:, :, 3:], variables['params']['encoder_m']['features_0_0']['kernel'][:, :, 3:])
+  k4, v4, r3, r2, r1 = jax.eval_shape(
+      functools.partial(model.apply, loaded, method='encode_query'),
+      jax.ShapeDtypeStruct((1, 64, 96, 3), jnp.float32))
+  assert (k4.shape, r3.shape, r2.shape, r1.shape) == (
+      (1, 4, 6, 64), (1, 8, 12, 32), (1, 16, 24, 24), (1, 32, 48, 16))
 
 
 @pytest.mark.slow   # a train.py process: ~35 s on 2 cores

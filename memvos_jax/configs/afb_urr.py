@@ -19,7 +19,11 @@ Variants (``--config configs/afb_urr.py:<arg>``):
             epochs of the 3,471 YouTube-VOS 2018 train videos; crops of 30-50 %);
   tiny      ResNet-18 trunks at half width, small dims, 128 px crops, 3 frames,
             still clips first: learns from random weights on a 2-core CPU
-            (docs/training.md).
+            (docs/training.md);
+  small     the default model's recipe (configs/default.py) on AFB-URR: both trunks
+            ImageNet MobileNetV2 (``--config.training.backbone_init=FILE``), the
+            DAVIS clips and pasted pseudo-videos, 2000 steps of batch 4 clips of 3
+            frames at 192 px (docs/training.md).
 """
 
 import ml_collections
@@ -46,7 +50,8 @@ def _epochs(config, lr: float, step_epochs: int, total_epochs: int, epoch_steps:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = common.variant('afb_urr', arg, ('default', 'davis', 'youtube', 'tiny'), 'default')
+  arg = common.variant('afb_urr', arg, ('default', 'davis', 'youtube', 'tiny', 'small'),
+                        'default')
   config = ml_collections.ConfigDict()
   config.model = 'afb_urr'
   # Official .pth / .npz state_dict (wrapped or bare), or an orbax folder
@@ -113,5 +118,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     t.num_frames = 3
     t.frame_sampling = 'skip'
     t.lr_gamma = 0.1
+  if arg == 'small':
+    config.network = ml_collections.ConfigDict(dict(
+        key_dim=64, value_dim=128, backbone='mobilenet_v2', decoder_dims=(64, 16)))
+    config.inference.chunk = 4
+    training.davis_from_imagenet(config)
+    t.frame_sampling = 'skip'
+    t.optimizer, t.weight_decay = 'adam', 1e-7     # the default model's optimiser
+    t.num_steps, t.lr_steps, t.lr_gamma = 2000, (1700,), 0.1
+    # The query trunk's stride-2..8 blocks keep their ImageNet weights; the memory
+    # trunk's stem learns (its mask channels are fresh).
+    t.freeze = 'encoder_q/features_[0-6]/|encoder_m/features_[1-6]/'
+    t.checkpoint_every, t.eval_every = 100, 500
   config.lock()
   return config

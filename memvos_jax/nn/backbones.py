@@ -2,7 +2,9 @@
 
 Every backbone maps an ImageNet-normalised image [B, H, W, Cin] to
 (f16, f8, f4): stride-16 features for keys and values and the stride-8/4
-skips for the decoder, with BatchNorm frozen (eval mode). ``SPECS`` says for
+skips for the decoder, with BatchNorm frozen (eval mode); built with
+``stride2=True``, also the stride-2 features (f2, for decoders that refine at
+1/2, as AFB-URR's). ``SPECS`` says for
 each name how its torchvision-layout ImageNet checkpoint maps onto it
 (``memvos_jax.convert.imagenet``): the classification head dropped by name,
 the first convolution (whose extra input channels, e.g. a value encoder's
@@ -42,7 +44,7 @@ def names() -> tuple[str, ...]:
 
 def build(arch: str, conv_bias: bool = False, **kw) -> nn.Module:
   """The backbone module ``arch`` (``conv_bias``: the official ResNet copies with biases;
-  ``kw``: module keywords, e.g. ``name``, ``head``)."""
+  ``kw``: module keywords, e.g. ``name``, ``head``, ``stride2``)."""
   if arch == 'mobilenet_v2':
     return mobilenet.MobileNetV2(**kw)
   if arch == 'efficientnet_lite0':

@@ -10,7 +10,8 @@ here, and rescales it first.
 
 As a backbone (``head=False``) it returns (f16, f8, f4): blocks 11-15 (stride 32
 in the classifier) run at stride 16 with dilation 2 -> 320 channels; the stride-8
-(40 ch, after block 4) and stride-4 (24 ch, after block 2) features. ``_conv_head``,
+(40 ch, after block 4) and stride-4 (24 ch, after block 2) features; ``stride2=True``
+adds the stride-2 features (16 ch, after block 0) as a fourth output. ``_conv_head``,
 ``_bn1`` and ``_fc`` are the classification head (``head=True``).
 """
 
@@ -27,7 +28,7 @@ _BN = dict(use_running_average=True, momentum=0.99, epsilon=1e-3)
 _STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
            (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
 FEATURE_DIMS = (320, 40, 24)       # (f16, f8, f4)
-_F4, _F8 = 2, 4                    # the last block at stride 4 and at stride 8
+_F2, _F4, _F8 = 0, 2, 4            # the last block at stride 2, 4 and 8
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0   # numpy: no backend at import
 _STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 
@@ -63,6 +64,7 @@ class EfficientNetLite0(nn.Module):
   """Backbone (f16, f8, f4), or with ``head`` the ImageNet classifier's logits."""
   head: bool = False
   num_classes: int = 1000
+  stride2: bool = False      # also return the stride-2 features (16 ch)
 
   @nn.compact
   def __call__(self, x):  # [B, H, W, Cin] ImageNet-normalised (extra channels passed as is)
@@ -77,5 +79,6 @@ class EfficientNetLite0(nn.Module):
     for idx, ((e, k, c), (s, d)) in enumerate(zip(blocks, schedule)):
       x = feats[idx] = MBConv(c, k, s, e, d, name=f'_blocks_{idx}')(x)
     if not self.head:
-      return x, feats[_F8], feats[_F4]   # [B,H/16,W/16,320] [B,H/8,W/8,40] [B,H/4,W/4,24]
+      out = (x, feats[_F8], feats[_F4])  # [B,H/16,W/16,320] [B,H/8,W/8,40] [B,H/4,W/4,24]
+      return out + (feats[_F2],) if self.stride2 else out   # + [B, H/2, W/2, 16]
     return classifier_head(x, _BN, ('_conv_head', '_bn1', '_fc'), self.num_classes)

@@ -8,8 +8,10 @@ running statistics, as every VOS recipe freezes them).
 As a backbone (``head=False``) it returns (f16, f8, f4): stride 16 with 320
 channels (blocks 14-17, stride 32 in the classifier, run at stride 16 with
 dilation 2, as DeepLab's output stride 16), the stride-8 (32 ch) and stride-4
-(24 ch) features for the decoder. ``features.18`` and ``classifier`` are the
-classification head: ``head=True`` adds them (stride 32, ImageNet logits).
+(24 ch) features for the decoder; ``stride2=True`` adds the stride-2 features (16 ch,
+after block 1) as a fourth output, for decoders that refine at 1/2 (AFB-URR's URR).
+``features.18`` and ``classifier`` are the classification head: ``head=True`` adds
+them (stride 32, ImageNet logits).
 """
 
 import flax.linen as nn
@@ -23,7 +25,7 @@ _BN = dict(use_running_average=True, momentum=0.9, epsilon=1e-5)
 _SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
              (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 FEATURE_DIMS = (320, 32, 24)       # (f16, f8, f4)
-_F4, _F8 = 3, 6                    # the last block at stride 4 and at stride 8
+_F2, _F4, _F8 = 1, 3, 6            # the last block at stride 2, 4 and 8
 
 
 class InvertedResidual(nn.Module):
@@ -46,6 +48,7 @@ class MobileNetV2(nn.Module):
   """Backbone (f16, f8, f4), or with ``head`` the ImageNet classifier's logits."""
   head: bool = False
   num_classes: int = 1000
+  stride2: bool = False      # also return the stride-2 features (16 ch)
 
   @nn.compact
   def __call__(self, x):  # [B, H, W, Cin] ImageNet-normalised
@@ -58,6 +61,7 @@ class MobileNetV2(nn.Module):
     for idx, ((t, c), (s, d)) in enumerate(zip(widths, schedule), start=1):
       x = feats[idx] = InvertedResidual(c, s, t, d, name=f'features_{idx}')(x)
     if not self.head:
-      return x, feats[_F8], feats[_F4]   # [B,H/16,W/16,320] [B,H/8,W/8,32] [B,H/4,W/4,24]
+      out = (x, feats[_F8], feats[_F4])  # [B,H/16,W/16,320] [B,H/8,W/8,32] [B,H/4,W/4,24]
+      return out + (feats[_F2],) if self.stride2 else out   # + [B, H/2, W/2, 16]
     return classifier_head(x, _BN, ('features_18_0', 'features_18_1', 'classifier_1'),
                            self.num_classes)   # [B, classes]

@@ -76,7 +76,8 @@ _ARCH.update({'resnet18_w32': _ARCH['resnet18'], 'resnet18_w48': _ARCH['resnet18
 
 
 class ResNet(nn.Module):
-  """ResNet stem + layer1..layer3; returns (f16, f8, f4).
+  """ResNet stem + layer1..layer3; returns (f16, f8, f4), with ``stride2`` also the
+  stem's output (stride 2, after its ReLU: AFB-URR's r1).
 
   Attributes:
     depth: 'resnet18' | 'resnet34' | 'resnet50' | 'resnet101' | 'resnet18_w32|w48'.
@@ -85,13 +86,14 @@ class ResNet(nn.Module):
   """
   depth: str = 'resnet50'
   conv_bias: bool = False
+  stride2: bool = False
 
   @nn.compact
   def __call__(self, x):  # [B, H, W, Cin]
     block, layers = _ARCH[self.depth]
     width = WIDTHS[self.depth]
     x = conv(width, 7, 2, bias=self.conv_bias, name='conv1')(x)
-    x = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))          # [B, H/2, W/2, width]
+    f2 = x = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))     # [B, H/2, W/2, width]
     x = max_pool(x, 3, 2)  # 1/4
     feats = []
     for stage, (planes, n) in enumerate(zip((width, 2 * width, 4 * width), layers)):
@@ -100,7 +102,7 @@ class ResNet(nn.Module):
         x = block(planes, stride, self.conv_bias, name=f'layer{stage + 1}_{i}')(x)
       feats.append(x)
     f4, f8, f16 = feats   # [B,H/4,W/4,64|256] [B,H/8,W/8,128|512] [B,H/16,W/16,256|1024]
-    return f16, f8, f4
+    return (f16, f8, f4, f2) if self.stride2 else (f16, f8, f4)
 
 
 def stages(depth: str):

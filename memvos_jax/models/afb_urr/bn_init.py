@@ -6,8 +6,8 @@ from the first batch (``training.bn_from_data``) by the shared walk of
 ``training.batchnorm``: the query encoder sees every frame of the batch, the
 memory encoder every sample's frame 0 with its ground-truth class masks (the
 background and the valid objects), as frame 0 is memorised in training. The
-memory encoder's ``bn1`` normalises the sum of its three stem convolutions
-(image, mask, complement), so that sum is what it is calibrated on.
+memory encoder's ``bn1`` (ResNet trunks) normalises the sum of its three stem
+convolutions (image, mask, complement), so that sum is what it is calibrated on.
 """
 
 import jax
@@ -29,8 +29,9 @@ def calibrate(model, variables, batch, passes: int = 8):
         mutable=['intermediates'])[1]['intermediates']
     query = run('encode_query')(images)['encoder_q']
     memory = dict(jax.vmap(run('encode_memory'))(frames[:, 0], masks)['encoder_m'])
-    stem = sum(memory[name]['__call__'][0] for name in ('conv1', 'conv1_m', 'conv1_o'))
-    memory['conv1'] = {'__call__': (stem,)}                                # what bn1 sees
+    if 'conv1_m' in memory:                                               # ResNet stem
+      stem = sum(memory[name]['__call__'][0] for name in ('conv1', 'conv1_m', 'conv1_o'))
+      memory['conv1'] = {'__call__': (stem,)}                              # what bn1 sees
     return {'encoder_q': query, 'encoder_m': memory}
 
   return batchnorm.calibrate(variables, capture, passes)

@@ -1,7 +1,7 @@
 """AFB-URR's own config keys checked before training builds anything (``Family.check_config``)."""
 
 from memvos_jax.errors import InputError
-from memvos_jax.nn import resnet
+from memvos_jax.nn import backbones
 
 
 def _need(ok: bool, key: str, problem: str):
@@ -12,9 +12,8 @@ def _need(ok: bool, key: str, problem: str):
 def check_config(config) -> None:
   """The network's trunk and widths, and the loss weight ``training.lu``."""
   n, t = config.network, config.training
-  _need(n.backbone in resnet.WIDTHS, 'network.backbone',
-        f'{n.backbone!r} is not one of {sorted(resnet.WIDTHS)} (the encoders build their '
-        'own ResNet stem around torchvision stages)')
+  _need(n.backbone in backbones.names(), 'network.backbone',
+        f'{n.backbone!r} is not one of {sorted(backbones.names())}')
   _need(isinstance(n.key_dim, int) and n.key_dim > 0, 'network.key_dim', 'must be > 0')
   _need(isinstance(n.value_dim, int) and n.value_dim > 0, 'network.value_dim', 'must be > 0')
   dims = tuple(n.decoder_dims)

@@ -10,63 +10,46 @@ memory itself (adaptive feature bank) is ``memvos_jax.memory.adaptive``.
 Inputs are ImageNet-normalised here (the official encoders normalise
 inside, from their ``mean``/``std`` buffers).
 
-Not official, for training from scratch on a CPU (``configs/afb_urr.py:tiny``):
-``backbone`` picks another torchvision ResNet trunk for both encoders
-(``nn.resnet``: resnet18/34/101 or the reduced-width resnet18_w32/w48; the
-channels of r4/r3/r2/r1 follow it) and ``decoder_dims`` the URR decoder's
-widths. The defaults are the official network, with unchanged variable names.
+Not official, for training on a CPU (``configs/afb_urr.py:tiny`` / ``:small``):
+``backbone`` picks another trunk of ``nn.backbones`` for both encoders
+(resnet18/34/101, the reduced-width resnet18_w32/w48, mobilenet_v2,
+efficientnet_lite0; the channels of r4/r3/r2/r1 follow it; a trunk that is not a
+ResNet takes (image, mask, complement) as one 5-channel input, its stem's extra
+channels fresh when ImageNet weights initialise it) and ``decoder_dims`` the URR
+decoder's widths. The defaults are the official network, with unchanged variable
+names.
 """
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from memvos_jax.nn import resnet
+from memvos_jax.nn import backbones, resnet
 from memvos_jax.nn.layers import KeyValue, conv, max_pool
 from memvos_jax.models.afb_urr.urr import URRDecoder
 
 _BN = dict(use_running_average=True, momentum=0.9, epsilon=1e-5)   # frozen, as nn/resnet.py
 
 
-def _trunk(x, backbone: str):
-  """maxpool + layer1..layer3 (torchvision names), inside the caller's compact scope."""
-  block, layers, width = resnet.stages(backbone)
-  x = max_pool(x, 3, 2)
-  feats = []
-  for stage, (planes, n) in enumerate(zip((width, 2 * width, 4 * width), layers)):
-    for i in range(n):
-      stride = 2 if (i == 0 and stage > 0) else 1
-      x = block(planes, stride, name=f'layer{stage + 1}_{i}')(x)
-    feats.append(x)
-  r2, r3, r4 = feats
-  return r4, r3, r2
-
-
-class EncoderQ(nn.Module):
-  """[B, H, W, 3] normalised -> r4 [B,H/16,W/16,1024], r3 (512), r2 (256), r1 [B,H/2,W/2,64]
-  (ResNet-50; other trunks: their widths)."""
-  backbone: str = 'resnet50'
-
-  @nn.compact
-  def __call__(self, image):
-    x = conv(resnet.WIDTHS[self.backbone], 7, 2, bias=False, name='conv1')(image)
-    r1 = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))
-    r4, r3, r2 = _trunk(r1, self.backbone)
-    return r4, r3, r2, r1
-
-
 class EncoderM(nn.Module):
-  """image [1|O, H, W, 3], mask and its complement [O, H, W, 1] -> r4 [O, H/16, W/16, 1024]."""
+  """Official ResNet memory encoder: image [1|O, H, W, 3], mask and its complement
+  [O, H, W, 1] -> r4 [O, H/16, W/16, 1024] (ResNet-50).
+
+  The official stem adds three bias-free 7x7 convolutions (image, mask, complement)
+  before ``bn1``; the stages are torchvision's (``nn.resnet.stages``).
+  """
   backbone: str = 'resnet50'
 
   @nn.compact
   def __call__(self, image, mask, other):
-    width = resnet.WIDTHS[self.backbone]
+    block, layers, width = resnet.stages(self.backbone)
     x = (conv(width, 7, 2, bias=False, name='conv1')(image)
          + conv(width, 7, 2, bias=False, name='conv1_m')(mask)
          + conv(width, 7, 2, bias=False, name='conv1_o')(other))
-    r1 = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))
-    r4, _, _ = _trunk(r1, self.backbone)
-    return r4
+    x = max_pool(nn.relu(nn.BatchNorm(name='bn1', **_BN)(x)), 3, 2)
+    for stage, (planes, n) in enumerate(zip((width, 2 * width, 4 * width), layers)):
+      for i in range(n):
+        x = block(planes, 2 if (i == 0 and stage > 0) else 1, name=f'layer{stage + 1}_{i}')(x)
+    return x
 
 
 class AFBURR(nn.Module):
@@ -84,8 +67,11 @@ class AFBURR(nn.Module):
   decoder_dims: tuple[int, int] = (256, 32)
 
   def setup(self):
-    self.encoder_q = EncoderQ(self.backbone)
-    self.encoder_m = EncoderM(self.backbone)
+    # r4 [B,H/16,W/16,1024], r3 (512), r2 (256), r1 [B,H/2,W/2,64] for ResNet-50.
+    self.encoder_q = backbones.build(self.backbone, stride2=True)
+    # Other trunks than ResNets: one stem convolution over (image, mask, complement).
+    self.encoder_m = (EncoderM(self.backbone) if self.backbone in resnet.WIDTHS
+                      else backbones.build(self.backbone))
     self.keyval_r4 = KeyValue(self.key_dim, self.value_dim)
     g, l = self.decoder_dims
     self.decoder = URRDecoder(global_dim=g, local_dim=l)
@@ -102,8 +88,13 @@ class AFBURR(nn.Module):
     The complement is (1 - mask) clamped to [0, 1], taken after padding (so it is 1
     in the padded border, where every class's mask is 0).
     """
-    m = masks[..., None]
-    r4 = self.encoder_m(image[None], m, jnp.clip(1.0 - m, 0.0, 1.0))
+    m = masks[..., None]                                     # [O, H, W, 1]
+    other = jnp.clip(1.0 - m, 0.0, 1.0)
+    if isinstance(self.encoder_m, EncoderM):
+      r4 = self.encoder_m(image[None], m, other)
+    else:
+      image = jnp.broadcast_to(image, m.shape[:3] + image.shape[-1:])
+      r4, _, _ = self.encoder_m(jnp.concatenate([image, m, other], axis=-1))
     return self.keyval_r4(r4)
 
   def decode(self, readout, query_value, r3, r2, r1, valid=None):
