@@ -18,6 +18,7 @@ from memvos_jax.convert import imagenet
 from memvos_jax.convert.torch_pickle import load_state_dict
 from memvos_jax.data import sampling
 from memvos_jax.errors import InputError
+from memvos_jax.inference.clip import ClipSegmenter
 from memvos_jax.inference.core import normalize
 from memvos_jax.models.afb_urr import FAMILY, checks, convert, loss, unroll
 from memvos_jax.models.afb_urr.modeling import AFBURR
@@ -117,7 +118,8 @@ def test_clip_forward_equals_the_network_step_by_step():
 def test_batch_loss_is_the_official_loss_of_the_existing_classes():
   """Clip 0 has object 1 of K = 2 slots, clip 1 none: the batch loss is the official loss
   (``loss.loss``, parity-tested) of clip 0's background and object 1; per-frame terms
-  average to it; the empty clip weighs nothing (the official loop skips it)."""
+  average to it; the empty clip weighs nothing (the official loop skips it), its
+  gradient included."""
   rng = np.random.default_rng(0)
   probs = jnp.asarray(rng.random((2, 2, 3, 8, 8)), jnp.float32)          # [B, T-1, O, H, W]
   labels = jnp.asarray(rng.integers(0, 2, (2, 3, 8, 8)))
@@ -132,6 +134,10 @@ def test_batch_loss_is_the_official_loss_of_the_existing_classes():
   per = [float(loss.loss(probs[0, i:i + 1, :2], labels[0, 1 + i:2 + i])[0]) for i in range(2)]
   np.testing.assert_allclose([float(m['loss_1']), float(m['loss_2'])], per, rtol=1e-6)
   assert float(batch_loss(probs, class_valid, labels, valid & False, 0.5)[0]) == 0.0
+  # The empty clip has one class, so no uncertainty (norm 0): its gradient is 0, not NaN
+  # (a NaN there reached every weight through the weight-0 clip).
+  g = jax.grad(lambda p: batch_loss(p, class_valid, labels, valid, 0.5)[0])(probs)
+  assert np.all(np.isfinite(g)) and not np.any(g[1]) and np.any(g[0])
 
 
 def test_config_is_the_official_recipe():
@@ -217,6 +223,8 @@ def test_small_variant_starts_both_mobilenet_trunks_from_imagenet():
     c.training.backbone_init = str(MOBILENET)
   model = FAMILY.build(**c.network.to_dict())
   checks.check_config(c)
+  seg = ClipSegmenter(FAMILY, model, None, **c.inference.to_dict())   # validation's options
+  assert seg.dtype == 'float32' and seg.size == 240
   variables = numpy_variables(convert.abstract_variables(model), _fill)
   loaded, lines = imagenet.apply_backbone_init(c, model, variables)
   assert len(lines) == 2

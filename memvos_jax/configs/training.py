@@ -149,21 +149,25 @@ HELDOUT = 'boat,car-turn,dance-jump,horsejump-low,paragliding'
 
 
 def davis_from_imagenet(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The default model's recipe (``configs/default.py``; STM's ``small``), on a 2-core CPU
-  from ImageNet trunks: what is not the model's own. Returns ``config.training``.
+  """The default model's recipe (``configs/default.py``; STM's and AFB-URR's ``small``),
+  on a 2-core CPU from ImageNet trunks: what is not the model's own. Returns
+  ``config.training``.
 
   Data: the DAVIS clips (four times an epoch) and 60 pasted pseudo-videos of 20 frames,
   frames at 240 px shorter side, crops of 25-80 % of the frame at 192 px, validation on
-  ``HELDOUT`` (inference at 240 px, memory every 3rd frame). Training: batch 4 clips of
-  3 frames with 2 objects, a growing max skip, Adam 1e-4 after 50 warm-up steps, the last
-  two checkpoints kept, a log row every 25 steps. The caller sets the steps, the decay,
-  what is frozen and how often it checkpoints and validates.
+  ``HELDOUT`` (inference at 240 px, memory every 3rd frame where the model has that
+  setting). Training: batch 4 clips of 3 frames with 2 objects, a growing max skip, Adam
+  1e-4 after 50 warm-up steps, the last two checkpoints kept, a log row every 25 steps.
+  The caller sets the steps, the decay, what is frozen and how often it checkpoints and
+  validates.
   """
   d = config.data
   d.heldout = HELDOUT
   d.davis_repeat, d.paste_clips, d.paste_length = 4, 60, 20
   d.synthetic_with_real, d.frame_short_side, d.crop_scale = 0, 240, (0.25, 0.8)
-  config.inference.size, config.inference.mem_every = 240, 3
+  config.inference.size = 240
+  if 'mem_every' in config.inference:      # AFB-URR's bank has no such setting
+    config.inference.mem_every = 3
   t = config.training
   t.batch_size, t.crop_size, t.num_frames, t.max_objects = 4, 192, 3, 2
   t.max_skip_values = (3, 5, 8, 10, 15, 8)

@@ -42,7 +42,11 @@ def confidence_loss(fg_probs, valid=None):
     fg_probs = jnp.where(valid[None, :, None, None], fg_probs, -jnp.inf)
   u = uncertainty(jax.nn.softmax(fg_probs, axis=1), axis=1)         # [B, 1, H, W]
   b, _, h, w = u.shape
-  return jnp.mean(jnp.sqrt(jnp.sum(u.reshape(b, -1) ** 2, axis=1)) / math.sqrt(h * w))
+  sq = jnp.sum(u.reshape(b, -1) ** 2, axis=1)                       # [B]
+  # A frame without uncertainty (one class: a clip without objects) has norm 0, whose
+  # sqrt has no gradient: 0 there, with a finite gradient (the official term's value).
+  norm = jnp.where(sq > 0, jnp.sqrt(jnp.where(sq > 0, sq, 1.0)), 0.0)
+  return jnp.mean(norm / math.sqrt(h * w))
 
 
 class Refine(nn.Module):
