@@ -82,7 +82,7 @@ def test_training_reads_davis2016_and_validates_on_heldout(tmp_path):
     c.data.heldout = 'gamma'
     c.data.synthetic_with_real = 2
     c.data.threads = 0
-    c.inference.size = 48
+    c.inference.size = c.training.eval_size = 48
     c.training.num_steps = 2
     c.training.batch_size = 2     # the smallest update that still batches (its compile
     c.training.num_frames = 2     # is most of this test)
@@ -144,7 +144,8 @@ def test_default_model_beats_copying_the_first_mask_on_real_clips():
   """The five held-out DAVIS-2016 sequences (never trained on): J&F well above copying."""
   root = need_shared('data', 'davis2016_train')
   c = default_config.get_config()
-  clips = evaluation.heldout_davis(str(root), sampling.heldout_names(c), c.inference.size)
+  # At the validation's 240 px (the config segments at 360: over twice the CI time).
+  clips = evaluation.heldout_davis(str(root), sampling.heldout_names(c), c.training.eval_size)
   model = build_model(c)
   seg = ClipSegmenter(stcn.FAMILY, model, load_variables(c, model), **c.inference.to_dict())
   validator = evaluation.Validator.__new__(evaluation.Validator)

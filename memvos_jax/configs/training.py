@@ -114,7 +114,9 @@ def supervised(config: ml_collections.ConfigDict, stage: int = 3) -> ml_collecti
   t.eval_every = 10_000       # validation J&F on held-out clips (0: never)
   t.eval_clips = 8
   t.eval_frames = 10
-  t.eval_size = 0             # 0: crop_size
+  # Validation frames' shorter side (0: inference.size for real held-out clips, crop_size
+  # for synthetic ones).
+  t.eval_size = 0
   t.progress = True           # tqdm bar on stderr
   return t
 
@@ -174,4 +176,5 @@ def davis_from_imagenet(config: ml_collections.ConfigDict) -> ml_collections.Con
   t.max_skip_boundaries = (0.05, 0.15, 0.3, 0.5, 0.85)
   t.learning_rate, t.warmup_steps = 1e-4, 50
   t.keep_checkpoints, t.log_every = 2, 25
+  t.eval_size = 240       # validation at 240 px, also where a model then segments larger
   return t

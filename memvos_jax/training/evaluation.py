@@ -2,7 +2,7 @@
 
 With ``data.davis_root`` and ``data.heldout`` set, the held-out clips are
 those real DAVIS sequences (kept out of training by ``sampling``), segmented
-at ``inference.size`` and scored at their native size against every frame's
+at ``training.eval_size`` (0: ``inference.size``) and scored at their native size against every frame's
 annotation, exactly as ``eval.py`` does. Otherwise they are synthetic clips
 from a seed stream disjoint from training. Only objects
 visible on frame 0 are given (and scored, ids renumbered 1..n); the rest of
@@ -76,7 +76,8 @@ class Validator:
     names = sampling.heldout_names(config)
     self.real = bool(config.data.davis_root and names)
     if self.real:
-      self.clips = heldout_davis(config.data.davis_root, names, inf.get('size', 0))
+      self.clips = heldout_davis(config.data.davis_root, names,
+                                 t.eval_size or inf.get('size', 0))
     else:
       self.clips = heldout(t.eval_clips, t.eval_frames, t.eval_size or t.crop_size)
     # The model's inference settings as eval.py takes them (STCN: mem_every, top_k;
