@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import CHILD_TIMEOUT_S, child_env, REPO
+from conftest import CHILD_TIMEOUT_S, SHARED, child_env, REPO
 from helpers import numpy_variables
 from memvos_jax.configs import afb_urr as afb_config
 from memvos_jax.convert import imagenet
@@ -210,7 +210,7 @@ def test_backbone_init_fills_both_resnet50_trunks(tmp_path):
                                 variables['params']['decoder']['pred2']['kernel'])
 
 
-MOBILENET = REPO.parent / 'shared' / 'weights' / 'imagenet' / 'mobilenet_v2-b0353104.pth'
+MOBILENET = SHARED / 'weights' / 'imagenet' / 'mobilenet_v2-b0353104.pth'
 
 
 @pytest.mark.skipif(not MOBILENET.is_file(), reason='needs ../shared/weights/imagenet')

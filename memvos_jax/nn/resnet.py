@@ -90,26 +90,28 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x):  # [B, H, W, Cin]
-    block, layers = _ARCH[self.depth]
     width = WIDTHS[self.depth]
     x = conv(width, 7, 2, bias=self.conv_bias, name='conv1')(x)
-    f2 = x = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))     # [B, H/2, W/2, width]
-    x = max_pool(x, 3, 2)  # 1/4
-    feats = []
-    for stage, (planes, n) in enumerate(zip((width, 2 * width, 4 * width), layers)):
-      for i in range(n):
-        stride = 2 if (i == 0 and stage > 0) else 1
-        x = block(planes, stride, self.conv_bias, name=f'layer{stage + 1}_{i}')(x)
-      feats.append(x)
-    f4, f8, f16 = feats   # [B,H/4,W/4,64|256] [B,H/8,W/8,128|512] [B,H/16,W/16,256|1024]
+    f2 = nn.relu(nn.BatchNorm(name='bn1', **_BN)(x))         # [B, H/2, W/2, width]
+    f16, f8, f4 = layers(f2, self.depth, self.conv_bias)
     return (f16, f8, f4, f2) if self.stride2 else (f16, f8, f4)
 
 
-def stages(depth: str):
-  """(block class, blocks per layer1..layer3, base width) of a backbone depth (for
-  networks that build their own stem around the torchvision stages, e.g. AFB-URR)."""
-  block, layers = _ARCH[depth]
-  return block, layers, WIDTHS[depth]
+def layers(x, depth: str, conv_bias: bool = False):
+  """The stem's output [B, H/2, W/2, w] -> (f16, f8, f4): max pool, then torchvision's
+  layer1..layer3, built inside the caller's compact scope (``ResNet``, and stems of
+  their own around these stages, e.g. AFB-URR's memory encoder)."""
+  block, blocks = _ARCH[depth]
+  width = WIDTHS[depth]
+  x = max_pool(x, 3, 2)  # 1/4
+  feats = []
+  for stage, (planes, n) in enumerate(zip((width, 2 * width, 4 * width), blocks)):
+    for i in range(n):
+      stride = 2 if (i == 0 and stage > 0) else 1
+      x = block(planes, stride, conv_bias, name=f'layer{stage + 1}_{i}')(x)
+    feats.append(x)
+  f4, f8, f16 = feats   # [B,H/4,W/4,64|256] [B,H/8,W/8,128|512] [B,H/16,W/16,256|1024]
+  return f16, f8, f4
 
 
 def feature_dims(depth: str) -> Sequence[int]:

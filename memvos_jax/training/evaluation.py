@@ -2,8 +2,8 @@
 
 With ``data.davis_root`` and ``data.heldout`` set, the held-out clips are
 those real DAVIS sequences (kept out of training by ``sampling``), segmented
-at ``training.eval_size`` (0: ``inference.size``) and scored at their native size against every frame's
-annotation, exactly as ``eval.py`` does. Otherwise they are synthetic clips
+at ``training.eval_size`` (0: ``inference.size``) and scored at their native size
+against every frame's annotation, exactly as ``eval.py`` does. Otherwise they are synthetic clips
 from a seed stream disjoint from training. Only objects
 visible on frame 0 are given (and scored, ids renumbered 1..n); the rest of
 each clip is segmented by the inference scan (``ClipSegmenter``, the

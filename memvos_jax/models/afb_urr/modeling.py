@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from memvos_jax.nn import backbones, resnet
-from memvos_jax.nn.layers import KeyValue, conv, max_pool
+from memvos_jax.nn.layers import KeyValue, conv
 from memvos_jax.models.afb_urr.urr import URRDecoder
 
 _BN = dict(use_running_average=True, momentum=0.9, epsilon=1e-5)   # frozen, as nn/resnet.py
@@ -35,21 +35,18 @@ class EncoderM(nn.Module):
   [O, H, W, 1] -> r4 [O, H/16, W/16, 1024] (ResNet-50).
 
   The official stem adds three bias-free 7x7 convolutions (image, mask, complement)
-  before ``bn1``; the stages are torchvision's (``nn.resnet.stages``).
+  before ``bn1``; the stages are torchvision's (``nn.resnet.layers``).
   """
   backbone: str = 'resnet50'
 
   @nn.compact
   def __call__(self, image, mask, other):
-    block, layers, width = resnet.stages(self.backbone)
+    width = resnet.WIDTHS[self.backbone]
     x = (conv(width, 7, 2, bias=False, name='conv1')(image)
          + conv(width, 7, 2, bias=False, name='conv1_m')(mask)
          + conv(width, 7, 2, bias=False, name='conv1_o')(other))
-    x = max_pool(nn.relu(nn.BatchNorm(name='bn1', **_BN)(x)), 3, 2)
-    for stage, (planes, n) in enumerate(zip((width, 2 * width, 4 * width), layers)):
-      for i in range(n):
-        x = block(planes, 2 if (i == 0 and stage > 0) else 1, name=f'layer{stage + 1}_{i}')(x)
-    return x
+    r4, _, _ = resnet.layers(nn.relu(nn.BatchNorm(name='bn1', **_BN)(x)), self.backbone)
+    return r4
 
 
 class AFBURR(nn.Module):
